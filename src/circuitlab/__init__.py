@@ -1,0 +1,32 @@
+"""circuitlab: a workbench for mechanistic interpretability of transformers."""
+
+from circuitlab.errors import (
+    CheckpointError,
+    CircuitlabError,
+    ConfigError,
+    HookNameError,
+    HookNotFiredError,
+    HookShapeError,
+    InputError,
+    ModelNotFoundError,
+    UnsupportedArchitectureError,
+)
+from circuitlab.model import ActivationCache, HookedTransformer, TransformerConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivationCache",
+    "CheckpointError",
+    "CircuitlabError",
+    "ConfigError",
+    "HookNameError",
+    "HookNotFiredError",
+    "HookShapeError",
+    "HookedTransformer",
+    "InputError",
+    "ModelNotFoundError",
+    "TransformerConfig",
+    "UnsupportedArchitectureError",
+    "__version__",
+]

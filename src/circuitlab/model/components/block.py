@@ -1,0 +1,60 @@
+"""A transformer block: pre-norm attention and MLP sublayers writing into the residual stream."""
+
+from __future__ import annotations
+
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from circuitlab.hooks import HookPoint
+from circuitlab.model.components.attention import Attention, LayerKVCache
+from circuitlab.model.components.layer_norm import LayerNorm
+from circuitlab.model.components.mlp import MLP
+from circuitlab.model.config import TransformerConfig
+
+
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    """The normalization layer the config asks for (``nn.Identity`` when there is none)."""
+    if cfg.normalization_type == "LN":
+        return LayerNorm(cfg)
+    if cfg.normalization_type == "LNPre":
+        return LayerNorm(cfg, affine=False)
+    return nn.Identity()
+
+
+class TransformerBlock(nn.Module):
+    """``resid_mid = resid_pre + attn(ln1(resid_pre))``; ``resid_post = resid_mid + mlp(ln2(resid_mid))``.
+
+    Hooks: ``hook_resid_pre``, ``hook_attn_out``, ``hook_resid_mid``, ``hook_mlp_out``,
+    ``hook_resid_post`` (all ``[batch pos d_model]``). An attention-only block has no MLP, so no
+    ``hook_resid_mid`` or ``hook_mlp_out``: ``resid_post = resid_pre + attn_out``.
+    """
+
+    def __init__(self, cfg: TransformerConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.attn_only = cfg.attn_only
+        self.hook_resid_pre = HookPoint()
+        self.ln1 = make_norm(cfg)
+        self.attn = Attention(cfg)
+        self.hook_attn_out = HookPoint()
+        if not cfg.attn_only:
+            self.hook_resid_mid = HookPoint()
+            self.ln2 = make_norm(cfg)
+            self.mlp = MLP(cfg)
+            self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(
+        self,
+        resid_pre: Float[Tensor, "batch pos d_model"],
+        key_padding_mask: Bool[Tensor, "batch key_pos"] | None = None,
+        kv_cache: LayerKVCache | None = None,
+    ) -> tuple[Float[Tensor, "batch pos d_model"], LayerKVCache | None]:
+        resid_pre = self.hook_resid_pre(resid_pre)
+        attn_out, kv_cache = self.attn(self.ln1(resid_pre), key_padding_mask, kv_cache)
+        attn_out = self.hook_attn_out(attn_out)
+        if self.attn_only:
+            return self.hook_resid_post(resid_pre + attn_out), kv_cache
+        resid_mid = self.hook_resid_mid(resid_pre + attn_out)
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid_mid)))
+        return self.hook_resid_post(resid_mid + mlp_out), kv_cache

@@ -1,0 +1,116 @@
+"""TransformerConfig: the small set of sizes and feature flags that describe every circuitlab model.
+
+Field names follow TransformerLens (``n_layers``, ``d_model``, ``n_heads``, ``d_head``, ``d_mlp``,
+``d_vocab``, ``n_ctx``, ...) so code written for it reads the same here. Architecture differences
+are expressed as features (normalization kind, positional embedding kind, activation), never as
+an architecture name that the model branches on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from circuitlab.errors import ConfigError
+
+NormalizationType = Literal["LN", "LNPre"] | None
+PositionalEmbeddingType = Literal["standard", "none"]
+ActivationFunction = Literal["gelu_new", "gelu", "gelu_fast", "relu", "silu"]
+
+_NORMALIZATION_TYPES = ("LN", "LNPre", None)
+_POSITIONAL_TYPES = ("standard", "none")
+_ACTIVATIONS = ("gelu_new", "gelu", "gelu_fast", "relu", "silu")
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes and features of a decoder-only transformer.
+
+    ``d_head`` defaults to ``d_model // n_heads``; ``d_mlp`` defaults to ``4 * d_model`` unless
+    ``attn_only``; ``d_vocab_out`` defaults to ``d_vocab``.
+    """
+
+    n_layers: int
+    d_model: int
+    n_ctx: int
+    d_vocab: int
+    n_heads: int
+    d_head: int | None = None
+    d_mlp: int | None = None
+    d_vocab_out: int | None = None
+    attn_only: bool = False
+    act_fn: ActivationFunction = "gelu_new"
+    normalization_type: NormalizationType = "LN"
+    positional_embedding_type: PositionalEmbeddingType = "standard"
+    eps: float = 1e-5
+    # Divide attention scores by sqrt(d_head) (every common model does).
+    use_attn_scale: bool = True
+    # Compute and hook each head's output separately (``hook_result``): costs memory, enables per-head patching.
+    use_attn_result: bool = False
+    # Bookkeeping that travels with the model.
+    model_name: str = "custom"
+    original_architecture: str | None = None
+    tokenizer_name: str | None = None
+    default_prepend_bos: bool = True
+    seed: int | None = None
+    init_range: float = 0.02
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_ctx", "d_vocab", "n_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_head is None:
+            if self.d_model % self.n_heads != 0:
+                raise ConfigError(
+                    f"d_model ({self.d_model}) is not divisible by n_heads ({self.n_heads}); "
+                    "pass d_head explicitly or choose n_heads that divides d_model"
+                )
+            self.d_head = self.d_model // self.n_heads
+        if self.d_head <= 0:
+            raise ConfigError(f"d_head must be positive, got {self.d_head}")
+        if self.attn_only:
+            if self.d_mlp not in (None, 0):
+                raise ConfigError(f"an attention-only model has no MLP, but d_mlp={self.d_mlp} was given")
+            self.d_mlp = None
+        elif self.d_mlp is None:
+            self.d_mlp = 4 * self.d_model
+        elif self.d_mlp <= 0:
+            raise ConfigError(f"d_mlp must be positive (or set attn_only=True), got {self.d_mlp}")
+        if self.d_vocab_out is None:
+            self.d_vocab_out = self.d_vocab
+        _check_choice("normalization_type", self.normalization_type, _NORMALIZATION_TYPES)
+        _check_choice("positional_embedding_type", self.positional_embedding_type, _POSITIONAL_TYPES)
+        _check_choice("act_fn", self.act_fn, _ACTIVATIONS)
+        if not (self.eps > 0 and math.isfinite(self.eps)):
+            raise ConfigError(f"eps must be a small positive number, got {self.eps}")
+
+    @property
+    def n_params(self) -> int:
+        """Weights in the attention and MLP matrices (TransformerLens's count: no embeddings, biases, norms)."""
+        attention = 4 * self.n_heads * int(self.d_head or 0) * self.d_model
+        mlp = 0 if self.attn_only else 2 * self.d_model * int(self.d_mlp or 0)
+        return self.n_layers * (attention + mlp)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config fields {unknown}; valid fields: {sorted(known)}")
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not supported; choose one of {list(choices)}")

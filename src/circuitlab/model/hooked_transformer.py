@@ -1,0 +1,249 @@
+"""HookedTransformer: a decoder-only transformer whose every activation is a named hook point."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from circuitlab.errors import InputError
+from circuitlab.hooks import HookedRootModule, HookPoint, NameFilter
+from circuitlab.model.activation_cache import ActivationCache
+from circuitlab.model.components import Embed, LayerKVCache, PosEmbed, TransformerBlock, Unembed, make_norm
+from circuitlab.model.config import TransformerConfig
+from circuitlab.model.tokenization import PaddingSide, Tokenization
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+ReturnType = Literal["logits", "loss", "both"] | None
+ModelInput = str | list[str] | Int[Tensor, "batch pos"] | Int[Tensor, " pos"]
+
+
+class HookedTransformer(Tokenization, HookedRootModule):
+    """A decoder-only transformer (GPT-2 family and friends) with TransformerLens hook names.
+
+    ``embed -> hook_embed``, ``pos_embed -> hook_pos_embed``, ``blocks.{l}`` (see
+    ``TransformerBlock``), ``ln_final``, ``unembed``. Build one from a ``TransformerConfig`` (random
+    weights, see ``init_weights``) or load one with ``circuitlab.from_pretrained`` / ``circuitlab.load``.
+    """
+
+    def __init__(self, cfg: TransformerConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()
+        if cfg.positional_embedding_type == "standard":
+            self.pos_embed = PosEmbed(cfg)
+            self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, layer) for layer in range(cfg.n_layers))
+        self.ln_final = make_norm(cfg)
+        self.unembed = Unembed(cfg)
+        self.init_weights()
+        self.setup_hooks()
+
+    # -- weights ------------------------------------------------------------------------------
+
+    def init_weights(self, seed: int | None = None) -> None:
+        """GPT-2's initialisation: matrices ~ N(0, init_range), biases 0, norm weights 1."""
+        seed = self.cfg.seed if seed is None else seed
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf.startswith("W_"):
+                    param.copy_(torch.randn(param.shape, generator=generator) * self.cfg.init_range)
+                elif leaf == "w":
+                    param.fill_(1.0)
+                else:
+                    param.zero_()
+
+    def _stack(self, attribute: str) -> Tensor:
+        return torch.stack([_get_path(block, attribute) for block in self.blocks])
+
+    W_E = property(lambda self: self.embed.W_E, doc="Token embedding ``[d_vocab, d_model]``.")
+    W_pos = property(lambda self: self.pos_embed.W_pos, doc="Positional embedding ``[n_ctx, d_model]``.")
+    W_U = property(lambda self: self.unembed.W_U, doc="Unembedding ``[d_model, d_vocab_out]``.")
+    b_U = property(lambda self: self.unembed.b_U, doc="Unembedding bias ``[d_vocab_out]``.")
+    W_Q = property(lambda self: self._stack("attn.W_Q"), doc="``[n_layers, n_heads, d_model, d_head]``.")
+    W_K = property(lambda self: self._stack("attn.W_K"), doc="``[n_layers, n_heads, d_model, d_head]``.")
+    W_V = property(lambda self: self._stack("attn.W_V"), doc="``[n_layers, n_heads, d_model, d_head]``.")
+    W_O = property(lambda self: self._stack("attn.W_O"), doc="``[n_layers, n_heads, d_head, d_model]``.")
+    b_Q = property(lambda self: self._stack("attn.b_Q"), doc="``[n_layers, n_heads, d_head]``.")
+    b_K = property(lambda self: self._stack("attn.b_K"), doc="``[n_layers, n_heads, d_head]``.")
+    b_V = property(lambda self: self._stack("attn.b_V"), doc="``[n_layers, n_heads, d_head]``.")
+    b_O = property(lambda self: self._stack("attn.b_O"), doc="``[n_layers, d_model]``.")
+    W_in = property(lambda self: self._stack("mlp.W_in"), doc="``[n_layers, d_model, d_mlp]``.")
+    W_out = property(lambda self: self._stack("mlp.W_out"), doc="``[n_layers, d_mlp, d_model]``.")
+    b_in = property(lambda self: self._stack("mlp.b_in"), doc="``[n_layers, d_mlp]``.")
+    b_out = property(lambda self: self._stack("mlp.b_out"), doc="``[n_layers, d_model]``.")
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.W_E.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.W_E.dtype
+
+    # -- running ------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input: ModelInput,
+        return_type: ReturnType = "logits",
+        loss_per_token: bool = False,
+        prepend_bos: bool | None = None,
+        padding_side: PaddingSide | None = None,
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        stop_at_layer: int | None = None,
+        past_kv_cache: list[LayerKVCache] | None = None,
+    ) -> Any:
+        """Run the model on text or tokens.
+
+        ``return_type``: ``"logits"`` ``[batch, pos, d_vocab_out]``, ``"loss"`` (mean next-token
+        cross-entropy; ``loss_per_token`` gives ``[batch, pos - 1]``), ``"both"`` ``(logits, loss)``,
+        or ``None`` (run for the hooks only). ``attention_mask`` (1 = real token, 0 = padding) makes
+        padded batches match their unpadded rows; text input gets it from the tokenizer.
+        ``stop_at_layer=l`` returns the residual stream entering block ``l`` instead.
+        ``past_kv_cache`` (one ``LayerKVCache`` per layer, updated in place) continues a sequence.
+        """
+        if return_type not in ("logits", "loss", "both", None):
+            raise InputError(f"return_type must be 'logits', 'loss', 'both' or None, got {return_type!r}")
+        if isinstance(input, str | list):
+            tokens, mask = self.tokenize(input, prepend_bos=prepend_bos, padding_side=padding_side)
+            if attention_mask is None and not bool(mask.all()):
+                attention_mask = mask
+        else:
+            tokens = input
+        tokens = self._check_tokens(tokens, past_kv_cache)
+        key_padding_mask = None if attention_mask is None else attention_mask.to(self.device).bool()
+        past_length = past_kv_cache[0].length if past_kv_cache else 0
+
+        residual = self.hook_embed(self.embed(tokens))  # (B, P, D)
+        if self.cfg.positional_embedding_type == "standard":
+            positions = self._positions(tokens, key_padding_mask, past_length)
+            residual = residual + self.hook_pos_embed(self.pos_embed(positions))
+        n_blocks = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
+        for layer, block in enumerate(self.blocks[:n_blocks]):
+            layer_cache = past_kv_cache[layer] if past_kv_cache else None
+            residual, layer_cache = block(residual, key_padding_mask, layer_cache)
+            if past_kv_cache:
+                past_kv_cache[layer] = layer_cache  # type: ignore[assignment]
+        if stop_at_layer is not None:
+            return residual
+        if return_type is None:
+            self.ln_final(residual)  # still fire ln_final's hooks for caches that ask for them
+            return None
+        logits = self.unembed(self.ln_final(residual))  # (B, P, V)
+        if return_type == "logits":
+            return logits
+        target_mask = None if key_padding_mask is None else key_padding_mask[:, -tokens.shape[1] :]
+        loss = next_token_loss(logits, tokens, target_mask, per_token=loss_per_token)
+        return loss if return_type == "loss" else (logits, loss)
+
+    def _check_tokens(self, tokens: Tensor, past_kv_cache: list[LayerKVCache] | None) -> Int[Tensor, "batch pos"]:
+        if not isinstance(tokens, Tensor) or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise InputError(f"expected text or an integer tensor of token ids, got {type(tokens).__name__}")
+        if tokens.dim() == 1:
+            tokens = tokens[None]
+        if tokens.dim() != 2:
+            raise InputError(f"tokens must be [batch, pos] (or [pos]), got shape {tuple(tokens.shape)}")
+        past_length = past_kv_cache[0].length if past_kv_cache else 0
+        if tokens.shape[1] + past_length > self.cfg.n_ctx:
+            raise InputError(
+                f"the input is {tokens.shape[1] + past_length} tokens long but the model's context "
+                f"window (n_ctx) is {self.cfg.n_ctx}; shorten the input"
+            )
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
+            bad = tokens[(tokens < 0) | (tokens >= self.cfg.d_vocab)].unique()[:5].tolist()
+            raise InputError(f"token ids {bad} are outside the vocabulary [0, {self.cfg.d_vocab})")
+        return tokens.to(self.device)
+
+    @staticmethod
+    def _positions(
+        tokens: Int[Tensor, "batch pos"], key_padding_mask: Tensor | None, past_length: int
+    ) -> Int[Tensor, "batch pos"]:
+        """Position of each token counting real tokens only, so left padding does not shift them."""
+        n = tokens.shape[1]
+        if key_padding_mask is None:
+            return torch.arange(past_length, past_length + n, device=tokens.device).expand(tokens.shape[0], n)
+        positions = key_padding_mask.long().cumsum(dim=-1) - 1  # (B, past + P)
+        return positions[:, -n:].clamp(min=0)
+
+    def run_with_cache(  # type: ignore[override]
+        self,
+        *model_args: Any,
+        names_filter: NameFilter = None,
+        incl_bwd: bool = False,
+        device: torch.device | str | None = None,
+        remove_batch_dim: bool = False,
+        **model_kwargs: Any,
+    ) -> tuple[Any, ActivationCache]:
+        """Run the model and return ``(output, ActivationCache)``; see ``HookedRootModule.run_with_cache``."""
+        output, cache = super().run_with_cache(
+            *model_args,
+            names_filter=names_filter,
+            incl_bwd=incl_bwd,
+            device=device,
+            remove_batch_dim=remove_batch_dim,
+            **model_kwargs,
+        )
+        return output, ActivationCache(cache, self, has_batch_dim=not remove_batch_dim)
+
+    def generate(self, input: ModelInput, max_new_tokens: int = 10, **kwargs: Any) -> Any:
+        """Continue the input; see ``circuitlab.model.generation.generate`` for the options."""
+        from circuitlab.model.generation import generate
+
+        return generate(self, input, max_new_tokens=max_new_tokens, **kwargs)
+
+    # -- loading (façades over circuitlab.loading, kept here for TransformerLens-style calls) ----
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> HookedTransformer:
+        """Load a Hugging Face checkpoint with weight processing; see ``circuitlab.from_pretrained``."""
+        from circuitlab.loading import from_pretrained
+
+        return from_pretrained(name_or_path, **kwargs)
+
+    @classmethod
+    def from_pretrained_no_processing(cls, name_or_path: str, **kwargs: Any) -> HookedTransformer:
+        """Load a Hugging Face checkpoint with its weights exactly as stored."""
+        from circuitlab.loading import from_pretrained_no_processing
+
+        return from_pretrained_no_processing(name_or_path, **kwargs)
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write safetensors weights, config JSON and tokenizer to ``directory`` (atomically)."""
+        from circuitlab.loading import save_pretrained
+
+        save_pretrained(self, directory)
+
+
+def next_token_loss(
+    logits: Float[Tensor, "batch pos vocab"],
+    tokens: Int[Tensor, "batch pos"],
+    mask: Tensor | None = None,
+    per_token: bool = False,
+) -> Float[Tensor, ""] | Float[Tensor, "batch pos_minus_1"]:
+    """Cross-entropy of predicting ``tokens[:, i + 1]`` from ``logits[:, i]`` (padding targets excluded)."""
+    if tokens.shape[1] < 2:
+        raise InputError("the loss needs at least two tokens per sequence (one to predict from, one to predict)")
+    log_probs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    losses = -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]  # (B, P-1)
+    if per_token:
+        return losses
+    if mask is None:
+        return losses.mean()
+    valid = (mask[:, 1:] & mask[:, :-1]).to(losses.dtype)
+    return (losses * valid).sum() / valid.sum().clamp(min=1)
+
+
+def _get_path(module: nn.Module, dotted: str) -> Tensor:
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module  # type: ignore[return-value]
