@@ -1,0 +1,1 @@
+"""The ``circuitlab`` command line: a thin shell over library functions."""
