@@ -163,7 +163,7 @@ def test_hook_returning_a_non_tensor_is_an_error(model, tokens) -> None:
 
 def test_a_hook_that_never_fires_is_an_error(model, tokens) -> None:
     # hook_result only runs when cfg.use_attn_result is on.
-    with pytest.raises(HookNotFiredError, match=r"blocks\.0\.attn\.hook_result"):
+    with pytest.raises(HookNotFiredError, match=r"blocks\.0\.attn\.hook_result.*use_attn_result = True"):
         model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_result", lambda x, hook: None)])
     with pytest.raises(HookNotFiredError, match="ln_final"):
         model.run_with_hooks(tokens, stop_at_layer=1, fwd_hooks=[("ln_final.hook_scale", lambda x, hook: None)])

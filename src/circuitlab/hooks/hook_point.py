@@ -43,9 +43,11 @@ class HookPoint(nn.Module):
     With no hooks attached it costs one Python call and changes nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled_by: str | None = None) -> None:
+        """``enabled_by`` names the setting without which the model never calls this point (for error messages)."""
         super().__init__()
         self.name: str = "<unnamed hook point>"
+        self.enabled_by = enabled_by
         self.fwd_hooks: list[RegisteredHook] = []
         self.bwd_hooks: list[RegisteredHook] = []
         # Scratch space that hook functions may use to pass data between calls (as in TransformerLens).

@@ -225,6 +225,8 @@ def _raise_if_not_fired(registered: list[tuple[str, RegisteredHook]]) -> None:
     for name, hook in silent:
         if hook.direction == "bwd":
             lines.append(f"backward hook on '{name}' never ran: call .backward() inside the `hooks` block")
+        elif hook.point.enabled_by:
+            lines.append(f"forward hook on '{name}' never ran: this hook point only runs with {hook.point.enabled_by}")
         else:
             lines.append(
                 f"forward hook on '{name}' never ran: the forward pass did not reach it "

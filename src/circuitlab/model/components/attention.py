@@ -58,7 +58,7 @@ class Attention(nn.Module):
         self.hook_attn_scores = HookPoint()
         self.hook_pattern = HookPoint()
         self.hook_z = HookPoint()
-        self.hook_result = HookPoint()
+        self.hook_result = HookPoint(enabled_by="model.cfg.use_attn_result = True")
 
     def forward(
         self,
