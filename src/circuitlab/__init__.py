@@ -1,6 +1,7 @@
 """circuitlab: a workbench for mechanistic interpretability of transformers."""
 
 from circuitlab.errors import (
+    CacheKeyError,
     CheckpointError,
     CircuitlabError,
     ConfigError,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationCache",
+    "CacheKeyError",
     "CheckpointError",
     "CircuitlabError",
     "ConfigError",

@@ -1,8 +1,7 @@
 """Exceptions that circuitlab raises for bad input.
 
 Each message says what was wrong and what would be valid. Every class also derives from the
-built-in exception a caller would naturally catch (``ValueError``, ``KeyError``-free on purpose,
-because ``KeyError`` quotes its message and mangles multi-line hints).
+built-in exception a caller would naturally catch (``ValueError``, ``KeyError``, ...).
 """
 
 from __future__ import annotations
@@ -30,6 +29,13 @@ class HookShapeError(CircuitlabError, ValueError):
 
 class HookNotFiredError(CircuitlabError, RuntimeError):
     """A hook was asked for but the forward (or backward) pass never reached it."""
+
+
+class CacheKeyError(CircuitlabError, KeyError):
+    """An activation that is not in an ActivationCache (a ``KeyError``, so dict-style code still works)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message and escape its newlines
+        return str(self.args[0]) if self.args else ""
 
 
 class CheckpointError(CircuitlabError, ValueError):
