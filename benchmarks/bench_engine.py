@@ -43,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     torch.manual_seed(0)
 
     hf_model = GPT2LMHeadModel(GPT2Config()).eval()  # GPT-2 small shape: 12 layers, d_model 768, vocab 50257
@@ -58,16 +59,21 @@ def main() -> None:
         )
         model = circuitlab.from_pretrained_no_processing(folder).eval()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats}\n")
+    from circuitlab.model.memory import retain_freed_memory
+
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats}, "
+        f"freed memory retained for reuse: {retain_freed_memory()} (CIRCUITLAB_RETAIN_FREED_MEMORY)\n"
+    )
     for batch, pos in ((8, 128), (1, 20)):
         tokens = torch.randint(0, 50257, (batch, pos), generator=torch.Generator().manual_seed(1))
         with torch.inference_mode():
             torch.testing.assert_close(model(tokens), hf_model(tokens).logits, atol=1e-4, rtol=0)
             medians = interleaved_medians(
                 {
-                    "hf": lambda: hf_model(tokens).logits,
-                    "forward": lambda: model(tokens),
-                    "cache": lambda: model.run_with_cache(tokens),
+                    "hf": lambda tokens=tokens: hf_model(tokens).logits,
+                    "forward": lambda tokens=tokens: model(tokens),
+                    "cache": lambda tokens=tokens: model.run_with_cache(tokens),
                 },
                 args.repeats,
             )

@@ -12,6 +12,13 @@ from circuitlab.errors import (
     ModelNotFoundError,
     UnsupportedArchitectureError,
 )
+from circuitlab.loading import (
+    from_pretrained,
+    from_pretrained_no_processing,
+    load,
+    save_pretrained,
+    supported_architectures,
+)
 from circuitlab.model import ActivationCache, HookedTransformer, TransformerConfig
 
 __version__ = "0.1.0"
@@ -31,4 +38,9 @@ __all__ = [
     "TransformerConfig",
     "UnsupportedArchitectureError",
     "__version__",
+    "from_pretrained",
+    "from_pretrained_no_processing",
+    "load",
+    "save_pretrained",
+    "supported_architectures",
 ]

@@ -1,53 +1,13 @@
-"""A tiny byte-level BPE tokenizer trained in memory, and random models that use it.
-
-Tests that need text never download a tokenizer: training this one on a few sentences takes a few
-milliseconds, and is done once per test process.
-"""
+"""Random models that use the shared tiny tokenizer (``tests/tiny_tokenizer.py``)."""
 
 from __future__ import annotations
 
-import functools
-
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from circuitlab import HookedTransformer, TransformerConfig
+from tests.tiny_tokenizer import END_OF_TEXT, VOCAB_SIZE, tiny_tokenizer
 
-END_OF_TEXT = "<|endoftext|>"
-TRAINING_TEXTS = (
-    "When Mary and John went to the store, John gave a drink to Mary.",
-    "The quick brown fox jumps over the lazy dog.",
-    "Hello world, the cat sat on the mat and the dog sat on the log.",
-    "An induction head copies the token that followed the previous occurrence of the current token.",
-)
-# 256 byte tokens, END_OF_TEXT, and the merges learned from TRAINING_TEXTS.
-VOCAB_SIZE = 320
-
-
-@functools.cache
-def _trained_tokenizer_json() -> str:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=[END_OF_TEXT],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(TRAINING_TEXTS, trainer)
-    return tokenizer.to_str()
-
-
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A GPT-2-like tokenizer with ``<|endoftext|>`` as BOS, EOS and padding (a fresh object per call)."""
-    return PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_trained_tokenizer_json()),
-        bos_token=END_OF_TEXT,
-        eos_token=END_OF_TEXT,
-        pad_token=END_OF_TEXT,
-    )
+__all__ = ["END_OF_TEXT", "VOCAB_SIZE", "model_with_tokenizer", "randomize_weights", "tiny_tokenizer"]
 
 
 def model_with_tokenizer(n_layers: int = 2, seed: int = 0, **config: object) -> HookedTransformer:

@@ -6,6 +6,7 @@ fused into one ``c_attn`` matrix; we split them per head.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import einops
@@ -42,43 +43,44 @@ def convert_config(hf_config: dict[str, Any]) -> TransformerConfig:
     )
 
 
-def convert_state_dict(hf_state: dict[str, Tensor], cfg: TransformerConfig) -> dict[str, Tensor]:
+def convert_state_dict(hf_state: Mapping[str, Tensor], cfg: TransformerConfig) -> dict[str, Tensor]:
     """Rename and reshape a GPT-2 state dict into circuitlab's per-head layout."""
-    state = {_strip_prefix(name): tensor for name, tensor in hf_state.items()}
+
+    def state(name: str) -> Tensor:
+        # GPT2LMHeadModel prefixes the body's tensors with "transformer."; GPT2Model and old checkpoints do not.
+        return hf_state[name] if name in hf_state else hf_state["transformer." + name]
+
     n_heads = cfg.n_heads
+    # The LM head is tied to the token embedding in every GPT-2 checkpoint.
+    W_U = hf_state["lm_head.weight"] if "lm_head.weight" in hf_state else state("wte.weight")
     ours: dict[str, Tensor] = {
-        "embed.W_E": state["wte.weight"],
-        "pos_embed.W_pos": state["wpe.weight"],
-        "ln_final.w": state["ln_f.weight"],
-        "ln_final.b": state["ln_f.bias"],
-        # The LM head is tied to the token embedding in every GPT-2 checkpoint.
-        "unembed.W_U": state.get("lm_head.weight", state["wte.weight"]).T.contiguous(),
-        "unembed.b_U": state["wte.weight"].new_zeros(cfg.d_vocab),
+        "embed.W_E": state("wte.weight"),
+        "pos_embed.W_pos": state("wpe.weight"),
+        "ln_final.w": state("ln_f.weight"),
+        "ln_final.b": state("ln_f.bias"),
+        "unembed.W_U": W_U.T.contiguous(),
+        "unembed.b_U": W_U.new_zeros(cfg.d_vocab),
     }
     for layer in range(cfg.n_layers):
         hf = f"h.{layer}."
         cl = f"blocks.{layer}."
-        W_Q, W_K, W_V = state[hf + "attn.c_attn.weight"].chunk(3, dim=1)  # each [d_model, n_heads * d_head]
-        b_Q, b_K, b_V = state[hf + "attn.c_attn.bias"].chunk(3, dim=0)
+        W_Q, W_K, W_V = state(hf + "attn.c_attn.weight").chunk(3, dim=1)  # each [d_model, n_heads * d_head]
+        b_Q, b_K, b_V = state(hf + "attn.c_attn.bias").chunk(3, dim=0)
         for name, W, b in (("Q", W_Q, b_Q), ("K", W_K, b_K), ("V", W_V, b_V)):
             ours[cl + f"attn.W_{name}"] = einops.rearrange(
                 W, "d_model (head d_head) -> head d_model d_head", head=n_heads
             )
             ours[cl + f"attn.b_{name}"] = einops.rearrange(b, "(head d_head) -> head d_head", head=n_heads)
         ours[cl + "attn.W_O"] = einops.rearrange(
-            state[hf + "attn.c_proj.weight"], "(head d_head) d_model -> head d_head d_model", head=n_heads
+            state(hf + "attn.c_proj.weight"), "(head d_head) d_model -> head d_head d_model", head=n_heads
         )
-        ours[cl + "attn.b_O"] = state[hf + "attn.c_proj.bias"]
-        ours[cl + "ln1.w"] = state[hf + "ln_1.weight"]
-        ours[cl + "ln1.b"] = state[hf + "ln_1.bias"]
-        ours[cl + "ln2.w"] = state[hf + "ln_2.weight"]
-        ours[cl + "ln2.b"] = state[hf + "ln_2.bias"]
-        ours[cl + "mlp.W_in"] = state[hf + "mlp.c_fc.weight"]
-        ours[cl + "mlp.b_in"] = state[hf + "mlp.c_fc.bias"]
-        ours[cl + "mlp.W_out"] = state[hf + "mlp.c_proj.weight"]
-        ours[cl + "mlp.b_out"] = state[hf + "mlp.c_proj.bias"]
+        ours[cl + "attn.b_O"] = state(hf + "attn.c_proj.bias")
+        ours[cl + "ln1.w"] = state(hf + "ln_1.weight")
+        ours[cl + "ln1.b"] = state(hf + "ln_1.bias")
+        ours[cl + "ln2.w"] = state(hf + "ln_2.weight")
+        ours[cl + "ln2.b"] = state(hf + "ln_2.bias")
+        ours[cl + "mlp.W_in"] = state(hf + "mlp.c_fc.weight")
+        ours[cl + "mlp.b_in"] = state(hf + "mlp.c_fc.bias")
+        ours[cl + "mlp.W_out"] = state(hf + "mlp.c_proj.weight")
+        ours[cl + "mlp.b_out"] = state(hf + "mlp.c_proj.bias")
     return ours
-
-
-def _strip_prefix(name: str) -> str:
-    return name.removeprefix("transformer.")

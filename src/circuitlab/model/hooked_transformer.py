@@ -14,6 +14,7 @@ from circuitlab.hooks import HookedRootModule, HookPoint, NameFilter
 from circuitlab.model.activation_cache import ActivationCache
 from circuitlab.model.components import Embed, LayerKVCache, PosEmbed, TransformerBlock, Unembed, make_norm
 from circuitlab.model.config import TransformerConfig
+from circuitlab.model.memory import retain_freed_memory
 from circuitlab.model.tokenization import PaddingSide, Tokenization
 
 if TYPE_CHECKING:
@@ -31,8 +32,12 @@ class HookedTransformer(Tokenization, HookedRootModule):
     weights, see ``init_weights``) or load one with ``circuitlab.from_pretrained`` / ``circuitlab.load``.
     """
 
-    def __init__(self, cfg: TransformerConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+    def __init__(
+        self, cfg: TransformerConfig, tokenizer: PreTrainedTokenizerBase | None = None, init_weights: bool = True
+    ) -> None:
+        """``init_weights=False`` leaves the parameters uninitialised, for loaders that overwrite them all."""
         super().__init__()
+        retain_freed_memory()  # see model/memory.py: re-faulting fresh pages dominated cached runs
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.embed = Embed(cfg)
@@ -43,7 +48,8 @@ class HookedTransformer(Tokenization, HookedRootModule):
         self.blocks = nn.ModuleList(TransformerBlock(cfg, layer) for layer in range(cfg.n_layers))
         self.ln_final = make_norm(cfg)
         self.unembed = Unembed(cfg)
-        self.init_weights()
+        if init_weights:
+            self.init_weights()
         self.setup_hooks()
 
     # -- weights ------------------------------------------------------------------------------
