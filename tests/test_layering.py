@@ -7,7 +7,7 @@ from pathlib import Path
 
 import circuitlab
 
-LAYERS = ["hooks", "model", "loading", "data", "zoo", "train", "analysis", "viz", "experiments", "learn", "cli"]
+LAYERS = ["hooks", "model", "loading", "data", "analysis", "zoo", "train", "viz", "experiments", "learn", "cli"]
 # HookedTransformer.from_pretrained / save_pretrained are TransformerLens-style façades that import
 # the loading layer inside the method body; nothing at module level depends upward.
 ALLOWED = {("model", "loading")}
