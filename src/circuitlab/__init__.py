@@ -15,11 +15,14 @@ from circuitlab.errors import (
 from circuitlab.loading import (
     from_pretrained,
     from_pretrained_no_processing,
-    load,
     save_pretrained,
     supported_architectures,
 )
 from circuitlab.model import ActivationCache, HookedTransformer, TransformerConfig
+
+# circuitlab.load takes a zoo model's name or a folder that save_pretrained wrote.
+from circuitlab.zoo import list_models
+from circuitlab.zoo import load_name_or_path as load
 
 __version__ = "0.1.0"
 
@@ -40,6 +43,7 @@ __all__ = [
     "__version__",
     "from_pretrained",
     "from_pretrained_no_processing",
+    "list_models",
     "load",
     "save_pretrained",
     "supported_architectures",

@@ -49,3 +49,27 @@ def test_repeated_spans_copy_an_earlier_span_later() -> None:
 def test_unknown_recipe_lists_the_recipes() -> None:
     with pytest.raises(ConfigError, match="attn-only-2l"):
         get_recipe("attn-only-9l")
+
+
+@pytest.mark.parametrize("name", ["modadd-113", "attn-only-1l"])
+def test_a_finished_run_publishes_into_the_zoo_with_its_measured_card(name: str, tmp_path) -> None:
+    from circuitlab.train.recipes import publish_recipe_result, run_recipe
+    from circuitlab.zoo import card, load
+
+    result = run_recipe(name, steps=3, out_dir=str(tmp_path / "run"), progress=False)
+    published = publish_recipe_result(result, weights_root=str(tmp_path / "zoo"))
+    assert published.steps == 3 and published.tokens_seen == 3 * result.run.tokens_per_batch
+    assert published.metrics == result.metrics
+    assert card(name, root=str(tmp_path / "zoo")).files == published.files
+    reloaded = load(name, root=str(tmp_path / "zoo"))
+    tokens = torch.randint(0, result.run.model.cfg.d_vocab, (2, 3))
+    torch.testing.assert_close(reloaded(tokens), result.run.model(tokens), atol=5e-2, rtol=0)  # stored in fp16
+
+
+def test_an_unfinished_run_is_not_published(tmp_path) -> None:
+    from circuitlab.train.recipes import publish_recipe_result, run_recipe
+
+    result = run_recipe("modadd-113", steps=3, out_dir=str(tmp_path / "run"), progress=False)
+    result.recipe = get_recipe("modadd-113")  # the full recipe asks for 5000 steps
+    with pytest.raises(ConfigError, match="stopped at step 3 of 5000"):
+        publish_recipe_result(result, weights_root=str(tmp_path / "zoo"))

@@ -96,6 +96,8 @@ def _write_model(model: HookedTransformer, folder: Path) -> None:
     # safetensors stores plain contiguous tensors; the strided per-head layout is rebuilt on load by copy_.
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     save_file(tensors, folder / WEIGHTS_FILE, metadata={"format": "pt", "producer": FORMAT_MARKER})
+    # safetensors writes owner-only files (0600); a saved model is meant to be shared like any other file.
+    os.chmod(folder / WEIGHTS_FILE, 0o644)
     config = {**model.cfg.to_dict(), "format": FORMAT_MARKER, "format_version": FORMAT_VERSION}
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if model.tokenizer is not None:

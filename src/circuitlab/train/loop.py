@@ -35,7 +35,8 @@ class TrainResult:
     steps: int
     train_losses: list[float] = field(default_factory=list)  # one per step run in this call
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # {"step": s, **metrics}
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # this call
+    total_wall_seconds: float = 0.0  # every call that contributed to the checkpoint, resumes included
     resumed_from: int | None = None
 
 
@@ -81,6 +82,7 @@ def train(
     loss_dtype = torch.float64 if config.loss_dtype == "float64" else torch.float32
     result = TrainResult(model=model, steps=0)
     start_step = 0
+    earlier_seconds = 0.0
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         if resume and (out / LATEST).exists():
@@ -89,6 +91,7 @@ def train(
             optimizer.load_state_dict(state.optimizer)
             torch.set_rng_state(state.rng_state)
             start_step = result.resumed_from = state.step
+            earlier_seconds = float(state.extra.get("wall_seconds", 0.0))
         _truncate_metrics(out / "metrics.jsonl", start_step)
     end_step = config.steps if stop_after is None else min(config.steps, stop_after)
 
@@ -121,9 +124,11 @@ def train(
         if out is not None:
             _append_metrics(out / "metrics.jsonl", record)
             if done % config.checkpoint_every == 0 or done == end_step or done in config.keep_checkpoints:
-                _checkpoint(out, model, optimizer, done, config)
+                wall_seconds = earlier_seconds + time.perf_counter() - started
+                _checkpoint(out, model, optimizer, done, config, wall_seconds)
     result.steps = end_step
     result.wall_seconds = time.perf_counter() - started
+    result.total_wall_seconds = earlier_seconds + result.wall_seconds
     model.eval()
     if out is not None:
         write_loss_curve(out / "metrics.jsonl", out / "loss_curve.html")
@@ -143,14 +148,23 @@ def _evaluate(model: HookedTransformer, eval_fn: EvalFunction) -> dict[str, floa
 
 
 def _checkpoint(
-    out: Path, model: HookedTransformer, optimizer: torch.optim.Optimizer, step: int, config: TrainingConfig
+    out: Path,
+    model: HookedTransformer,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: TrainingConfig,
+    wall_seconds: float,
 ) -> None:
     state = TrainingState(
         step=step,
         model=model.state_dict(),
         optimizer=optimizer.state_dict(),
         rng_state=torch.get_rng_state(),
-        extra={"training_config": json.dumps(config.to_dict()), "model_config": model.cfg.to_json()},
+        extra={
+            "training_config": json.dumps(config.to_dict()),
+            "model_config": model.cfg.to_json(),
+            "wall_seconds": wall_seconds,
+        },
     )
     save_checkpoint(out / LATEST, state)
     if step in config.keep_checkpoints:

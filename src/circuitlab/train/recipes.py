@@ -283,3 +283,72 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ConfigError(f"no recipe named {name!r}; recipes: {', '.join(RECIPES)}") from None
+
+
+@dataclass
+class RecipeResult:
+    recipe: Recipe
+    run: RecipeRun
+    train_result: Any  # TrainResult
+    metrics: dict[str, float]
+    out_dir: str
+
+
+def run_recipe(
+    name: str, steps: int | None = None, out_dir: str | None = None, resume: bool = True, progress: bool = True
+) -> RecipeResult:
+    """Train the recipe's model (resuming from ``out_dir`` when possible) and measure its card metrics."""
+    from circuitlab.train.loop import train
+
+    recipe = get_recipe(name)
+    if steps is not None:
+        recipe = recipe.with_steps(steps)
+    run = recipe.prepare(recipe)
+    out = out_dir or f"runs/{name}"
+    result = train(
+        run.model, run.batch_for_step, recipe.training, out, loss_fn=run.loss_fn, eval_fn=run.eval_fn,
+        tokens_per_batch=run.tokens_per_batch, resume=resume, progress=progress,
+    )  # fmt: skip
+    return RecipeResult(recipe, run, result, recipe.card_metrics(run.model, run), out)
+
+
+def publish_recipe_result(result: RecipeResult, weights_root: str | None = None) -> Any:
+    """Put a finished recipe run into the zoo, with a card built from what the run measured."""
+    import json
+    from pathlib import Path
+
+    from circuitlab.train.checkpoint import LATEST, load_checkpoint
+    from circuitlab.train.loop import read_metrics
+    from circuitlab.zoo import ModelCard, publish
+
+    recipe, run, out = result.recipe, result.run, Path(result.out_dir)
+    latest = load_checkpoint(out / LATEST)
+    if latest.step < recipe.training.steps:
+        raise ConfigError(
+            f"{recipe.name} stopped at step {latest.step} of {recipe.training.steps}; finish the run before publishing"
+        )
+    records = read_metrics(out / "metrics.jsonl")
+    checkpoints = {
+        step: load_checkpoint(out / f"checkpoint-step{step}.pt").model for step in recipe.training.keep_checkpoints
+    }
+    metrics = result.metrics
+    card = ModelCard(
+        name=recipe.name,
+        summary=recipe.summary,
+        description=recipe.notes,
+        recipe=recipe.name,
+        training_data=json.dumps(run.data_description, sort_keys=True),
+        tokens_seen=latest.step * run.tokens_per_batch,
+        steps=latest.step,
+        wall_time_seconds=round(float(latest.extra.get("wall_seconds", 0.0)), 1),
+        train_loss=records[-1]["train_loss"],
+        validation_loss=metrics.get("validation_loss", metrics.get("test_loss")),
+        metrics=metrics,
+        notes=recipe.notes,
+        tokenizer=STDLIB_TOKENIZER if run.tokenizer_dir else None,
+    )
+    return publish(run.model, recipe.name, card, tokenizer_dir=run.tokenizer_dir, checkpoints=checkpoints,
+                   weights_root=weights_root)  # fmt: skip
+
+
+STDLIB_TOKENIZER = "stdlib-4096"
