@@ -65,13 +65,14 @@ class Recipe:
 
 # -- text models: the standard-library corpus with repeated spans mixed in --------------------------
 
-TEXT_CONTEXT = 256
-TEXT_BATCH = 16
-# Share of training rows in which a span of the row (4-64 tokens) is copied to a random later
+TEXT_CONTEXT = 128
+TEXT_BATCH = 32
+# Share of training rows in which a span of the row (4-48 tokens) is copied to a random later
 # offset. Natural code alone forms induction heads only after tens of millions of tokens on this
-# CPU (shared/TRAINING-NOTES.md); varied lengths and offsets rule out a positional shortcut.
-REPEAT_SHARE = 0.5
-REPEAT_SPAN = (4, 64)
+# CPU (shared/TRAINING-NOTES.md); with every row carrying a repeat, a 2-layer model went through
+# the phase change after ~10 M tokens. Varied lengths and offsets rule out a positional shortcut.
+REPEAT_SHARE = 1.0
+REPEAT_SPAN = (4, 48)
 
 
 def with_repeated_spans(tokens: Int[Tensor, "batch pos"], seed_key: list[int], share: float) -> Tensor:
@@ -82,8 +83,8 @@ def with_repeated_spans(tokens: Int[Tensor, "batch pos"], seed_key: list[int], s
     for row in range(tokens.shape[0]):
         if rng.random() >= share:
             continue
-        length = int(rng.integers(REPEAT_SPAN[0], min(REPEAT_SPAN[1], (n_ctx - 1) // 2) + 1))
-        start = int(rng.integers(1, n_ctx - 2 * length + 1))
+        length = int(rng.integers(REPEAT_SPAN[0], min(REPEAT_SPAN[1], (n_ctx - 2) // 2) + 1))
+        start = int(rng.integers(1, n_ctx - 2 * length))
         repeat = int(rng.integers(start + length, n_ctx - length + 1))
         tokens[row, repeat : repeat + length] = tokens[row, start : start + length]
     return tokens
@@ -103,7 +104,8 @@ def _prepare_text(recipe: Recipe) -> RecipeRun:
     validation = sample_batches(data.stream("validation"), 32, TEXT_CONTEXT, seed=12345, bos_token=bos).batch(0)
 
     def batch_for_step(step: int) -> Tensor:
-        return with_repeated_spans(train_sampler.batch(step), [recipe.training.seed, 7, step], REPEAT_SHARE)
+        # Its own random stream (seed + 1), independent of the sampler's (seed).
+        return with_repeated_spans(train_sampler.batch(step), [seed + 1, step], REPEAT_SHARE)
 
     def eval_fn(model: HookedTransformer) -> dict[str, float]:
         with torch.inference_mode():
@@ -213,10 +215,10 @@ def _modadd_card_metrics(model: HookedTransformer, run: RecipeRun) -> dict[str, 
 
 # -- the recipes ---------------------------------------------------------------------------------------
 
-_ATTN_ONLY = dict(d_model=256, n_heads=8, attn_only=True)
-_GELU = dict(d_model=256, n_heads=8, d_mlp=1024, act_fn="gelu")
-_TEXT_TRAINING = dict(lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1, warmup_steps=200, eval_every=250,
-                      checkpoint_every=250)  # fmt: skip
+_ATTN_ONLY = dict(d_model=128, n_heads=4, attn_only=True)
+_GELU = dict(d_model=128, n_heads=4, d_mlp=512, act_fn="gelu")
+_TEXT_TRAINING = dict(steps=8000, lr=5e-3, betas=(0.9, 0.95), weight_decay=0.1, warmup_steps=100, eval_every=100,
+                      checkpoint_every=500)  # fmt: skip
 
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
@@ -224,7 +226,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="attn-only-1l",
             summary="1-layer attention-only model on Python code: no induction head can form (needs two layers)",
-            training=TrainingConfig(steps=6000, **_TEXT_TRAINING),
+            training=TrainingConfig(**_TEXT_TRAINING),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=1, **_ATTN_ONLY),
@@ -232,7 +234,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="attn-only-2l",
             summary="2-layer attention-only model on Python code with a previous-token head and an induction head",
-            training=TrainingConfig(steps=6000, **_TEXT_TRAINING),
+            training=TrainingConfig(**_TEXT_TRAINING),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=2, **_ATTN_ONLY),
@@ -240,7 +242,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="gelu-1l",
             summary="1-layer transformer with a GELU MLP on Python code, for neuron and direct-logit studies",
-            training=TrainingConfig(steps=6000, **_TEXT_TRAINING),
+            training=TrainingConfig(**_TEXT_TRAINING),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=1, **_GELU),
@@ -248,7 +250,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="gelu-2l",
             summary="2-layer transformer with GELU MLPs on Python code",
-            training=TrainingConfig(steps=6000, **_TEXT_TRAINING),
+            training=TrainingConfig(**_TEXT_TRAINING),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=2, **_GELU),
