@@ -24,6 +24,15 @@ torch.set_num_threads(1)
 TOKENIZER_VOCAB_SIZE = shared_tokenizer.VOCAB_SIZE
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_circuitlab_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests build the corpus, tokenizer and token streams in a folder of their own, never the user's cache."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("CIRCUITLAB_CACHE", str(tmp_path_factory.mktemp("circuitlab-cache")))
+    yield
+    monkeypatch.undo()
+
+
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A GPT-2-style byte-level BPE tokenizer with ``<|endoftext|>`` as BOS, EOS and padding."""
     return shared_tokenizer.tiny_tokenizer()

@@ -10,15 +10,6 @@ from circuitlab.train import train
 from circuitlab.train.recipes import RECIPES, get_recipe, with_repeated_spans
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Build the corpus, tokenizer and token streams once for this module, away from the user's cache."""
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("CIRCUITLAB_CACHE", str(tmp_path_factory.mktemp("circuitlab-cache")))
-    yield
-    monkeypatch.undo()
-
-
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_trains_and_measures_its_card_metrics(name: str, tmp_path) -> None:
     recipe = get_recipe(name).with_steps(3)

@@ -242,7 +242,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="gelu-1l",
             summary="1-layer transformer with a GELU MLP on Python code, for neuron and direct-logit studies",
-            training=TrainingConfig(**_TEXT_TRAINING),
+            # Half the attention-only budget: these are for MLP studies, not the induction phase change.
+            training=TrainingConfig(**{**_TEXT_TRAINING, "steps": 4000}),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=1, **_GELU),
@@ -250,7 +251,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="gelu-2l",
             summary="2-layer transformer with GELU MLPs on Python code",
-            training=TrainingConfig(**_TEXT_TRAINING),
+            training=TrainingConfig(**{**_TEXT_TRAINING, "steps": 4000}),
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=2, **_GELU),
