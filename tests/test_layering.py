@@ -14,19 +14,42 @@ ALLOWED = {("model", "loading")}
 PACKAGE_ROOT = Path(circuitlab.__file__).parent
 
 
+def imported_modules(path: Path) -> list[str]:
+    """Every module ``path`` imports, with relative imports resolved against its package."""
+    package = ["circuitlab", *path.relative_to(PACKAGE_ROOT).parent.parts]
+    modules = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from circuitlab import zoo` imports a layer by its name.
+            modules += [f"{base}.{alias.name}" for alias in node.names] if base == "circuitlab" else [base]
+    return modules
+
+
 def imported_layers(path: Path) -> set[str]:
     layers = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "circuitlab" and len(parts) > 1 and parts[1] in LAYERS:
-                layers.add(parts[1])
+    for module in imported_modules(path):
+        parts = module.split(".")
+        if parts[0] == "circuitlab" and len(parts) > 1 and parts[1] in LAYERS:
+            layers.add(parts[1])
     return layers
+
+
+def test_layers_do_not_import_the_top_level_package() -> None:
+    """``circuitlab/__init__`` imports every layer, so ``from circuitlab import X`` inside a layer hides upward imports."""
+    offenders = []
+    for layer in LAYERS:
+        for path in sorted((PACKAGE_ROOT / layer).rglob("*.py")):
+            for module in imported_modules(path):
+                parts = module.split(".")
+                if module == "circuitlab" or (parts[0] == "circuitlab" and parts[1] not in [*LAYERS, "errors"]):
+                    offenders.append(f"{path.relative_to(PACKAGE_ROOT)} imports {module}")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_no_layer_imports_a_higher_layer() -> None:

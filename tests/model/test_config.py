@@ -54,3 +54,22 @@ def test_dict_round_trip_and_unknown_fields() -> None:
 
 def test_n_params_counts_attention_and_mlp_matrices() -> None:
     assert small().n_params == 2 * (4 * 32 * 32 + 2 * 32 * 128)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("d_head", 8.0), ("d_mlp", 1.5), ("d_mlp", -4), ("d_vocab_out", 0), ("d_vocab_out", -3)]
+)
+def test_derived_sizes_must_be_positive_integers_too(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        small(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("eps", "x"), ("eps", 0.0), ("init_range", -1.0), ("eps", True)])
+def test_eps_and_init_range_must_be_positive_numbers(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        small(**{field: value})
+
+
+def test_a_dict_without_required_fields_names_them() -> None:
+    with pytest.raises(ConfigError, match=r"lacks the required fields \['n_heads'\]"):
+        TransformerConfig.from_dict({"n_layers": 1, "d_model": 8, "n_ctx": 4, "d_vocab": 5})

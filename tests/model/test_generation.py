@@ -270,10 +270,11 @@ def test_prompt_and_new_tokens_longer_than_n_ctx_raise_before_running() -> None:
     model = random_model(n_ctx=10)
     [hook] = model.add_hook("hook_embed", lambda activation, hook: None)
     with pytest.raises(InputError, match="n_ctx"):
-        model.generate(random_tokens(1, 6), max_new_tokens=5, stop_at_eos=False)
+        model.generate(random_tokens(1, 6), max_new_tokens=6, stop_at_eos=False)
     assert hook.calls == 0
     model.reset_hooks()
-    assert greedy(model, random_tokens(1, 6), n=4).shape == (1, 10)
+    # The 5th new token is sampled from position 10 and never fed back: it fits.
+    assert greedy(model, random_tokens(1, 6), n=5).shape == (1, 11)
 
 
 def test_right_padded_prompts_raise_input_error() -> None:

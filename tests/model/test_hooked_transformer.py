@@ -145,3 +145,51 @@ def test_loss_needs_two_tokens(model) -> None:
 def test_same_seed_same_weights() -> None:
     assert torch.equal(make_model(seed=5).W_E, make_model(seed=5).W_E)
     assert not torch.equal(make_model(seed=5).W_E, make_model(seed=6).W_E)
+
+
+def test_an_attention_mask_of_the_wrong_shape_names_both_shapes(model, tokens) -> None:
+    with pytest.raises(InputError, match=r"attention_mask has shape \(3, 9\) but the tokens need \(3, 10\)"):
+        model(tokens, attention_mask=torch.ones(3, 9, dtype=torch.long))
+    with pytest.raises(InputError, match=r"\(2, 10\) but the tokens need \(3, 10\)"):
+        model(tokens, attention_mask=torch.ones(2, 10, dtype=torch.long))
+
+
+def test_a_one_dimensional_mask_goes_with_one_dimensional_tokens(model, tokens) -> None:
+    mask = torch.ones(10, dtype=torch.long)
+    torch.testing.assert_close(model(tokens[0], attention_mask=mask), model(tokens[:1]))
+
+
+def test_past_kv_cache_must_have_one_entry_per_layer(model, tokens) -> None:
+    from circuitlab.model.components import LayerKVCache
+
+    with pytest.raises(InputError, match="2 layers"):
+        model(tokens, past_kv_cache=[])
+    with pytest.raises(InputError, match="stop_at_layer"):
+        model(tokens, past_kv_cache=LayerKVCache.empty_for(model, 3), stop_at_layer=1)
+
+
+def test_an_empty_kv_cache_is_filled_and_continues_the_sequence(model, tokens) -> None:
+    from circuitlab.model.components import LayerKVCache
+
+    cache = LayerKVCache.empty_for(model, 3)
+    model(tokens[:, :6], past_kv_cache=cache)
+    assert all(entry.length == 6 for entry in cache)
+    continued = model(tokens[:, 6:], past_kv_cache=cache)
+    torch.testing.assert_close(continued, model(tokens)[:, 6:], atol=1e-5, rtol=1e-5)
+
+
+def test_per_token_loss_is_zero_at_padding(model, tokens) -> None:
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[0, 7:] = 0
+    losses = model(tokens, return_type="loss", loss_per_token=True, attention_mask=mask)
+    assert torch.all(losses[0, 6:] == 0) and torch.all(losses[1] > 0)
+
+
+def test_models_built_from_one_config_do_not_share_it(tokens) -> None:
+    from circuitlab.model.weight_processing import process_weights
+
+    cfg = TransformerConfig(n_layers=1, d_model=16, n_ctx=16, d_vocab=50, n_heads=2, seed=0)
+    first, second = HookedTransformer(cfg), HookedTransformer(cfg)
+    process_weights(first)
+    assert second.cfg.normalization_type == "LN" and "processing" not in second.cfg.extra
+    assert cfg.normalization_type == "LN"

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from circuitlab.errors import CheckpointError
+from circuitlab.loading.file_names import PICKLE_FILES, SAFETENSORS_FILES, WEIGHT_FILES
 
 # Long lists of names are cut to this many per kind of problem in an error message.
 _NAMES_SHOWN = 20
@@ -45,18 +46,14 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def weight_files(folder: Path) -> list[Path]:
     """The files holding a checkpoint's weights: one file, or the shards its index lists."""
-    for single, index in (
-        ("model.safetensors", "model.safetensors.index.json"),
-        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
-    ):
+    for single, index in (SAFETENSORS_FILES, PICKLE_FILES):
         if (folder / single).is_file():
             return [folder / single]
         if (folder / index).is_file():
             return _shards(folder / index)
     present = sorted(p.name for p in folder.iterdir())
     raise CheckpointError(
-        f"{folder} holds no weights: expected model.safetensors, model.safetensors.index.json, "
-        f"pytorch_model.bin or pytorch_model.bin.index.json (files present: {present})"
+        f"{folder} holds no weights: expected one of {', '.join(WEIGHT_FILES)} (files present: {present})"
     )
 
 

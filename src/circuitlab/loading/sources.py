@@ -21,22 +21,9 @@ from huggingface_hub.utils import (
 )
 
 from circuitlab.errors import ModelNotFoundError
+from circuitlab.loading.file_names import CONFIG_FILE, SAFETENSORS_FILES, TOKENIZER_FILES, WEIGHT_FILES
 from circuitlab.loading.known_models import find_known_model
 
-CONFIG_FILE = "config.json"
-SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-WEIGHT_FILES = SAFETENSORS_FILES + PICKLE_FILES
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "vocab.txt",
-    "tokenizer.model",
-)
 # Sharded checkpoints name their shards model-00001-of-00004.safetensors and so on.
 _SAFETENSORS_PATTERNS = ["model*.safetensors", "model.safetensors.index.json"]
 _PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]

@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from circuitlab.errors import CheckpointError
+from circuitlab.loading.file_names import VOCABULARY_FILES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-# Files that hold a vocabulary. tokenizer_config.json alone is not enough: transformers would build
-# an empty tokenizer from it.
-VOCABULARY_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt", "spiece.model")
 
 
 def has_tokenizer(folder: Path) -> bool:

@@ -61,9 +61,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_ctx", "d_vocab", "n_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            _check_positive_int(name, getattr(self, name))
         if self.d_head is None:
             if self.d_model % self.n_heads != 0:
                 raise ConfigError(
@@ -71,23 +69,25 @@ class TransformerConfig:
                     "pass d_head explicitly or choose n_heads that divides d_model"
                 )
             self.d_head = self.d_model // self.n_heads
-        if self.d_head <= 0:
-            raise ConfigError(f"d_head must be positive, got {self.d_head}")
+        _check_positive_int("d_head", self.d_head)
         if self.attn_only:
             if self.d_mlp not in (None, 0):
                 raise ConfigError(f"an attention-only model has no MLP, but d_mlp={self.d_mlp} was given")
             self.d_mlp = None
-        elif self.d_mlp is None:
-            self.d_mlp = 4 * self.d_model
-        elif self.d_mlp <= 0:
-            raise ConfigError(f"d_mlp must be positive (or set attn_only=True), got {self.d_mlp}")
+        else:
+            if self.d_mlp is None:
+                self.d_mlp = 4 * self.d_model
+            _check_positive_int("d_mlp", self.d_mlp, hint=" (or set attn_only=True)")
         if self.d_vocab_out is None:
             self.d_vocab_out = self.d_vocab
+        _check_positive_int("d_vocab_out", self.d_vocab_out)
         _check_choice("normalization_type", self.normalization_type, _NORMALIZATION_TYPES)
         _check_choice("positional_embedding_type", self.positional_embedding_type, _POSITIONAL_TYPES)
         _check_choice("act_fn", self.act_fn, _ACTIVATIONS)
-        if not (self.eps > 0 and math.isfinite(self.eps)):
-            raise ConfigError(f"eps must be a small positive number, got {self.eps}")
+        for name in ("eps", "init_range"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
     @property
     def n_params(self) -> int:
@@ -101,14 +101,25 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
+        fields = dataclasses.fields(cls)
+        known = {f.name for f in fields}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}; valid fields: {sorted(known)}")
+        no_default = dataclasses.MISSING
+        required = [f.name for f in fields if f.default is no_default and f.default_factory is no_default]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise ConfigError(f"the config lacks the required fields {missing}")
         return cls(**values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_positive_int(name: str, value: object, hint: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer{hint}, got {value!r}")
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:

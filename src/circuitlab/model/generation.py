@@ -106,9 +106,7 @@ class IncrementalDecoder:
         self._has_padding = not bool(self.attention_mask.all())
         self.kv_cache: list[LayerKVCache] | None = None
         if use_past_kv_cache:
-            batch, cfg = self.tokens.shape[0], model.cfg
-            empty = torch.empty(batch, 0, cfg.n_heads, int(cfg.d_head or 0), device=model.device, dtype=model.dtype)
-            self.kv_cache = [LayerKVCache(empty, empty) for _ in range(cfg.n_layers)]
+            self.kv_cache = LayerKVCache.empty_for(model, self.tokens.shape[0])
         self._n_unseen = self.tokens.shape[1]  # tokens at the end that the cache has not seen yet
         self._logits: Float[Tensor, "batch vocab"] | None = None
 
@@ -174,11 +172,12 @@ def generate(
     if not do_sample:
         temperature = 0.0
     tokens, prompt_mask = _prompt_tokens(model, input, prepend_bos, padding_side, attention_mask)
-    if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
+    # The last new token is never fed back, so the model sees at most prompt + max_new_tokens - 1 positions.
+    if tokens.shape[1] + max(max_new_tokens - 1, 0) > model.cfg.n_ctx:
         raise InputError(
-            f"the prompt is {tokens.shape[1]} tokens (padding included) and max_new_tokens is {max_new_tokens}, "
-            f"together more than the model's context window (n_ctx={model.cfg.n_ctx}); shorten the prompt or "
-            "ask for fewer tokens"
+            f"the prompt is {tokens.shape[1]} tokens (padding included) and max_new_tokens is {max_new_tokens}: "
+            f"the model would have to read {tokens.shape[1] + max_new_tokens - 1} positions, more than its "
+            f"context window (n_ctx={model.cfg.n_ctx}); shorten the prompt or ask for fewer tokens"
         )
     eos_ids = _eos_token_ids(model, eos_token_id) if stop_at_eos else None
     fill_id = model.pad_token_id if model.tokenizer is not None else (eos_ids[0] if eos_ids else 0)

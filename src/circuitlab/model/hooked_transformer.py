@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from circuitlab.errors import InputError
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 ReturnType = Literal["logits", "loss", "both"] | None
+MAX_IDS_IN_MESSAGE = 5
 ModelInput = str | list[str] | Int[Tensor, "batch pos"] | Int[Tensor, " pos"]
 
 
@@ -38,7 +40,8 @@ class HookedTransformer(Tokenization, HookedRootModule):
         """``init_weights=False`` leaves the parameters uninitialised, for loaders that overwrite them all."""
         super().__init__()
         retain_freed_memory()  # see model/memory.py: re-faulting fresh pages dominated cached runs
-        self.cfg = cfg
+        # A copy: weight processing edits the config, which must not change other models built from it.
+        self.cfg = copy.deepcopy(cfg)
         self.tokenizer = tokenizer
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()
@@ -126,9 +129,9 @@ class HookedTransformer(Tokenization, HookedRootModule):
                 attention_mask = mask
         else:
             tokens = input
-        tokens = self._check_tokens(tokens, past_kv_cache)
-        key_padding_mask = None if attention_mask is None else attention_mask.to(self.device).bool()
-        past_length = past_kv_cache[0].length if past_kv_cache else 0
+        past_length = self._check_kv_cache(past_kv_cache, stop_at_layer)
+        tokens = self._check_tokens(tokens, past_length)
+        key_padding_mask = self._check_attention_mask(attention_mask, tokens, past_length)
 
         residual = self.hook_embed(self.embed(tokens))  # (B, P, D)
         if self.cfg.positional_embedding_type == "standard":
@@ -136,9 +139,9 @@ class HookedTransformer(Tokenization, HookedRootModule):
             residual = residual + self.hook_pos_embed(self.pos_embed(positions))
         n_blocks = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
         for layer, block in enumerate(self.blocks[:n_blocks]):
-            layer_cache = past_kv_cache[layer] if past_kv_cache else None
+            layer_cache = past_kv_cache[layer] if past_kv_cache is not None else None
             residual, layer_cache = block(residual, key_padding_mask, layer_cache)
-            if past_kv_cache:
+            if past_kv_cache is not None:
                 past_kv_cache[layer] = layer_cache  # type: ignore[assignment]
         if stop_at_layer is not None:
             return residual
@@ -152,27 +155,58 @@ class HookedTransformer(Tokenization, HookedRootModule):
         loss = next_token_loss(logits, tokens, target_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
-    def _check_tokens(self, tokens: Tensor, past_kv_cache: list[LayerKVCache] | None) -> Int[Tensor, "batch pos"]:
+    def _check_kv_cache(self, past_kv_cache: list[LayerKVCache] | None, stop_at_layer: int | None) -> int:
+        """The number of positions already in the cache (0 without one)."""
+        if past_kv_cache is None:
+            return 0
+        if len(past_kv_cache) != self.cfg.n_layers:
+            raise InputError(
+                f"past_kv_cache has {len(past_kv_cache)} entries but the model has {self.cfg.n_layers} layers; "
+                "start from LayerKVCache.empty_for(model, batch_size)"
+            )
+        if stop_at_layer is not None:
+            raise InputError("stop_at_layer with a past_kv_cache would extend only some layers' caches")
+        return past_kv_cache[0].length
+
+    def _check_tokens(self, tokens: Tensor, past_length: int) -> Int[Tensor, "batch pos"]:
         if not isinstance(tokens, Tensor) or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
             raise InputError(f"expected text or an integer tensor of token ids, got {type(tokens).__name__}")
         if tokens.dim() == 1:
             tokens = tokens[None]
         if tokens.dim() != 2:
             raise InputError(f"tokens must be [batch, pos] (or [pos]), got shape {tuple(tokens.shape)}")
-        past_length = past_kv_cache[0].length if past_kv_cache else 0
         if tokens.shape[1] + past_length > self.cfg.n_ctx:
             raise InputError(
                 f"the input is {tokens.shape[1] + past_length} tokens long but the model's context "
                 f"window (n_ctx) is {self.cfg.n_ctx}; shorten the input"
             )
         if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
-            bad = tokens[(tokens < 0) | (tokens >= self.cfg.d_vocab)].unique()[:5].tolist()
-            raise InputError(f"token ids {bad} are outside the vocabulary [0, {self.cfg.d_vocab})")
+            bad = tokens[(tokens < 0) | (tokens >= self.cfg.d_vocab)].unique().tolist()
+            shown = ", ".join(map(str, bad[:MAX_IDS_IN_MESSAGE])) + (", ..." if len(bad) > MAX_IDS_IN_MESSAGE else "")
+            raise InputError(f"token ids [{shown}] are outside the vocabulary [0, {self.cfg.d_vocab})")
         return tokens.to(self.device)
+
+    def _check_attention_mask(
+        self, attention_mask: Tensor | None, tokens: Int[Tensor, "batch pos"], past_length: int
+    ) -> Bool[Tensor, "batch key_pos"] | None:
+        """The mask as booleans ``[batch, past + pos]`` (True at real tokens), or an error naming both shapes."""
+        if attention_mask is None:
+            return None
+        if not isinstance(attention_mask, Tensor):
+            raise InputError(f"attention_mask must be a tensor of 0/1, got {type(attention_mask).__name__}")
+        if attention_mask.dim() == 1:
+            attention_mask = attention_mask[None]
+        expected = (tokens.shape[0], past_length + tokens.shape[1])
+        if tuple(attention_mask.shape) != expected:
+            cached = f" ({past_length} cached + {tokens.shape[1]} new positions)" if past_length else ""
+            raise InputError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but the tokens need {expected}{cached}"
+            )
+        return attention_mask.to(self.device).bool()
 
     @staticmethod
     def _positions(
-        tokens: Int[Tensor, "batch pos"], key_padding_mask: Tensor | None, past_length: int
+        tokens: Int[Tensor, "batch pos"], key_padding_mask: Bool[Tensor, "batch key_pos"] | None, past_length: int
     ) -> Int[Tensor, "batch pos"]:
         """Position of each token counting real tokens only, so left padding does not shift them."""
         n = tokens.shape[1]
@@ -233,20 +267,22 @@ class HookedTransformer(Tokenization, HookedRootModule):
 def next_token_loss(
     logits: Float[Tensor, "batch pos vocab"],
     tokens: Int[Tensor, "batch pos"],
-    mask: Tensor | None = None,
+    mask: Bool[Tensor, "batch pos"] | None = None,
     per_token: bool = False,
 ) -> Float[Tensor, ""] | Float[Tensor, "batch pos_minus_1"]:
-    """Cross-entropy of predicting ``tokens[:, i + 1]`` from ``logits[:, i]`` (padding targets excluded)."""
+    """Cross-entropy of predicting ``tokens[:, i + 1]`` from ``logits[:, i]``.
+
+    With a ``mask``, predictions from or of padding are left out of the mean, and are 0 in the
+    per-token losses.
+    """
     if tokens.shape[1] < 2:
         raise InputError("the loss needs at least two tokens per sequence (one to predict from, one to predict)")
     log_probs = F.log_softmax(logits[:, :-1].float(), dim=-1)
     losses = -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]  # (B, P-1)
-    if per_token:
-        return losses
     if mask is None:
-        return losses.mean()
-    valid = (mask[:, 1:] & mask[:, :-1]).to(losses.dtype)
-    return (losses * valid).sum() / valid.sum().clamp(min=1)
+        return losses if per_token else losses.mean()
+    valid = (mask[:, 1:] & mask[:, :-1]).to(losses.dtype)  # (B, P-1)
+    return losses * valid if per_token else (losses * valid).sum() / valid.sum().clamp(min=1)
 
 
 def _get_path(module: nn.Module, dotted: str) -> Tensor:

@@ -26,6 +26,14 @@ class LayerKVCache:
     def length(self) -> int:
         return self.keys.shape[1]
 
+    @classmethod
+    def empty_for(cls, model: nn.Module, batch_size: int) -> list[LayerKVCache]:
+        """One empty cache per layer of ``model`` (a ``HookedTransformer``), to pass as ``past_kv_cache``."""
+        cfg = model.cfg
+        weight = model.embed.W_E
+        empty = torch.empty(batch_size, 0, cfg.n_heads, int(cfg.d_head), device=weight.device, dtype=weight.dtype)
+        return [cls(empty, empty) for _ in range(cfg.n_layers)]
+
 
 class Attention(nn.Module):
     """Causal multi-head attention.
@@ -39,7 +47,6 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        assert cfg.d_head is not None
         self.cfg = cfg
         n_heads, d_model, d_head = cfg.n_heads, cfg.d_model, cfg.d_head
         self.W_Q = per_head_input_weight(n_heads, d_model, d_head)

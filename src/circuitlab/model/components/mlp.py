@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from circuitlab.errors import ConfigError
 from circuitlab.hooks import HookPoint
 from circuitlab.model.components.affine import affine
 from circuitlab.model.config import TransformerConfig
@@ -36,7 +37,8 @@ class MLP(nn.Module):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        assert cfg.d_mlp is not None
+        if cfg.d_mlp is None:
+            raise ConfigError("an MLP needs d_mlp, but this config is attention-only (attn_only=True)")
         self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
