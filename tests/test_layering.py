@@ -41,7 +41,7 @@ def imported_layers(path: Path) -> set[str]:
 
 
 def test_layers_do_not_import_the_top_level_package() -> None:
-    """``circuitlab/__init__`` imports every layer, so ``from circuitlab import X`` inside a layer hides upward imports."""
+    """The top-level package imports every layer: ``from circuitlab import X`` in a layer hides upward imports."""
     offenders = []
     for layer in LAYERS:
         for path in sorted((PACKAGE_ROOT / layer).rglob("*.py")):

@@ -116,19 +116,44 @@ def test_hooks_are_removed_after_an_exception_inside_a_hook(model, tokens) -> No
     assert attached_hooks(model) == 0
 
 
-def test_hooks_are_removed_after_an_exception_inside_the_forward(model, tokens) -> None:
-    with pytest.raises(InputError):
-        model.run_with_hooks(tokens + 1000, fwd_hooks=[("blocks.0.hook_resid_pre", lambda x, hook: None)])
+def break_block_1(model: HookedTransformer, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Make block 1 raise mid-forward; the returned dict gets the hook points whose hooks had run by then."""
+    seen: dict[str, list[str]] = {}
+
+    def fail(*args, **kwargs):
+        seen["ran"] = [p.name for p in model.hook_dict.values() if any(h.calls for h in p.fwd_hooks)]
+        raise RuntimeError("block 1 failed")
+
+    monkeypatch.setattr(model.blocks[1], "forward", fail)
+    return seen
+
+
+def test_run_with_hooks_removes_its_hooks_after_an_exception_inside_the_forward(model, tokens, monkeypatch) -> None:
+    break_block_1(model, monkeypatch)
+    calls = []
+    with pytest.raises(RuntimeError, match="block 1 failed"):
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_resid_post", lambda x, hook: calls.append(1))])
+    assert calls  # the hook ran before the model failed
     assert attached_hooks(model) == 0
-    with pytest.raises(ZeroDivisionError), model.hooks(fwd_hooks=[("hook_embed", lambda x, hook: None)]):
+
+
+def test_run_with_cache_removes_its_hooks_after_an_exception_inside_the_forward(model, tokens, monkeypatch) -> None:
+    seen = break_block_1(model, monkeypatch)
+    with pytest.raises(RuntimeError, match="block 1 failed"):
+        model.run_with_cache(tokens)
+    assert "blocks.0.hook_resid_post" in seen["ran"]
+    assert attached_hooks(model) == 0
+
+
+def test_hooks_context_removes_its_hooks_after_an_exception_inside_the_forward(model, tokens, monkeypatch) -> None:
+    break_block_1(model, monkeypatch)
+    calls = []
+    with (
+        pytest.raises(RuntimeError, match="block 1 failed"),
+        model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", lambda x, hook: calls.append(1))]),
+    ):
         model(tokens)
-        _ = 1 / 0
-    assert attached_hooks(model) == 0
-
-
-def test_run_with_cache_removes_its_hooks_after_an_error(model, tokens) -> None:
-    with pytest.raises(InputError):
-        model.run_with_cache(tokens + 1000)
+    assert calls
     assert attached_hooks(model) == 0
 
 
@@ -170,15 +195,60 @@ def test_a_hook_that_never_fires_is_an_error(model, tokens) -> None:
     assert attached_hooks(model) == 0
 
 
+def test_a_predicate_that_matches_no_hook_point_is_a_name_error(model, tokens) -> None:
+    with pytest.raises(HookNameError, match=f"predicate matched none of the {len(model.hook_dict)} hook points"):
+        model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_patern"), lambda x, hook: None)])
+    with pytest.raises(HookNameError, match="predicate matched none"):
+        model.add_hook(lambda n: n.endswith("hook_patern"), lambda x, hook: None)
+    assert attached_hooks(model) == 0
+
+
+def test_a_predicate_none_of_whose_points_fire_is_an_error_listing_them(model, tokens) -> None:
+    with pytest.raises(HookNotFiredError) as error:
+        model.run_with_hooks(tokens, fwd_hooks=[(lambda n: "hook_result" in n, lambda x, hook: None)])
+    message = str(error.value)
+    assert "'blocks.0.attn.hook_result', 'blocks.1.attn.hook_result'" in message
+    assert "use_attn_result = True" in message
+    assert attached_hooks(model) == 0
+
+
+def test_a_predicate_whose_points_are_beyond_stop_at_layer_is_an_error(model, tokens) -> None:
+    with (
+        pytest.raises(HookNotFiredError, match=r"'ln_final\.hook_scale', 'ln_final\.hook_normalized'.*did not reach"),
+        model.hooks(fwd_hooks=[(lambda n: n.startswith("ln_final"), lambda x, hook: None)]),
+    ):
+        model(tokens, stop_at_layer=1)
+    assert attached_hooks(model) == 0
+
+
+def test_a_predicate_is_satisfied_when_any_point_it_matched_fires(model, tokens) -> None:
+    names = []
+    model.run_with_hooks(
+        tokens, stop_at_layer=1, fwd_hooks=[(lambda n: "resid_post" in n, lambda x, hook: names.append(hook.name))]
+    )
+    assert names == ["blocks.0.hook_resid_post"]
+
+
 def test_an_explicitly_requested_cache_entry_that_never_fires_is_an_error(model, tokens) -> None:
     with pytest.raises(HookNotFiredError):
         model.run_with_cache(tokens, names_filter=["blocks.1.hook_resid_post"], stop_at_layer=1)
+
+
+def test_a_cache_filter_predicate_that_matches_nothing_is_a_name_error(model, tokens) -> None:
+    with pytest.raises(HookNameError, match="predicate matched none"):
+        model.run_with_cache(tokens, names_filter=lambda n: "nothing" in n)
+    assert attached_hooks(model) == 0
 
 
 def test_a_cache_filter_predicate_takes_what_the_run_reaches(model, tokens) -> None:
     resid, cache = model.run_with_cache(tokens, names_filter=lambda n: "resid" in n, stop_at_layer=1)
     assert "blocks.0.hook_resid_post" in cache and "blocks.1.hook_resid_pre" not in cache
     torch.testing.assert_close(resid, cache["blocks.0.hook_resid_post"])
+
+
+def test_caching_everything_takes_what_the_run_reaches(model, tokens) -> None:
+    _, cache = model.run_with_cache(tokens, stop_at_layer=1)
+    assert "blocks.0.hook_resid_post" in cache and "blocks.1.hook_resid_pre" not in cache
 
 
 def test_names_filter_forms(model, tokens) -> None:
@@ -192,11 +262,16 @@ def test_names_filter_forms(model, tokens) -> None:
 
 def test_cache_is_detached_and_can_move_and_drop_the_batch_axis(model, tokens) -> None:
     _, cache = model.run_with_cache(tokens[:1], names_filter="blocks.0.hook_resid_post", remove_batch_dim=True,
-                                    device="cpu")  # fmt: skip
+                                    device="meta")  # fmt: skip
     activation = cache["blocks.0.hook_resid_post"]
     assert activation.shape == (8, 32) and not activation.requires_grad
-    with pytest.raises(ValueError, match="batch of one"):
+    assert activation.device.type == "meta"
+
+
+def test_remove_batch_dim_needs_a_batch_of_one(model, tokens) -> None:
+    with pytest.raises(InputError, match="batch of one, but 'hook_embed' has batch size 2"):
         model.run_with_cache(tokens, remove_batch_dim=True)
+    assert attached_hooks(model) == 0
 
 
 def test_backward_hooks_see_the_gradient_of_the_activation(model, tokens) -> None:
@@ -211,6 +286,19 @@ def test_backward_hooks_see_the_gradient_of_the_activation(model, tokens) -> Non
     )
     (expected,) = torch.autograd.grad(replaced, resid)
     torch.testing.assert_close(grads["hook"], expected)
+    assert attached_hooks(model) == 0
+
+
+def test_backward_hook_returning_a_different_shape_names_hook_and_shapes(model, tokens) -> None:
+    with (
+        pytest.raises(HookShapeError) as error,
+        model.hooks(bwd_hooks=[("blocks.0.hook_resid_post", lambda g, hook: g[:, :1])]),
+    ):
+        model(tokens, return_type="loss").backward()
+    model.zero_grad()
+    message = str(error.value)
+    assert "backward hook on 'blocks.0.hook_resid_post'" in message
+    assert "(2, 1, 32)" in message and "(2, 8, 32)" in message
     assert attached_hooks(model) == 0
 
 
@@ -230,8 +318,31 @@ def test_a_backward_hook_without_backward_is_an_error(model, tokens) -> None:
     assert attached_hooks(model) == 0
 
 
+@pytest.mark.parametrize(
+    ("no_gradients", "cause"), [(torch.no_grad, "torch.no_grad"), (torch.inference_mode, "torch.inference_mode")]
+)
+def test_a_backward_hook_on_a_forward_without_gradients_names_the_cause(model, tokens, no_gradients, cause) -> None:
+    with (
+        pytest.raises(HookNotFiredError, match=f"'hook_embed'.*gradients were disabled.*{cause}"),
+        model.hooks(bwd_hooks=[("hook_embed", lambda g, hook: None)]),
+        no_gradients(),
+    ):
+        model(tokens, return_type="loss")
+    assert attached_hooks(model) == 0
+
+
+def test_a_backward_hook_where_nothing_requires_grad_names_the_cause(tokens) -> None:
+    frozen = HookedTransformer(TransformerConfig(n_layers=1, d_model=16, n_ctx=8, d_vocab=50, n_heads=2))
+    frozen.requires_grad_(False)
+    with (
+        pytest.raises(HookNotFiredError, match="did not require grad"),
+        frozen.hooks(bwd_hooks=[(lambda n: n.endswith("resid_post"), lambda g, hook: None)]),
+    ):
+        frozen(tokens, return_type="loss")
+
+
 def test_run_with_hooks_refuses_backward_hooks_it_would_remove_too_early(model, tokens) -> None:
-    with pytest.raises(ValueError, match=r"model\.hooks"):
+    with pytest.raises(InputError, match=r"model\.hooks"):
         model.run_with_hooks(tokens, bwd_hooks=[("hook_embed", lambda g, hook: None)])
 
 
@@ -241,7 +352,7 @@ def test_run_with_cache_incl_bwd_stores_gradients(model, tokens) -> None:
     model.zero_grad()
     assert cache["hook_embed_grad"].shape == cache["hook_embed"].shape
     assert cache["blocks.1.hook_resid_post_grad"].abs().sum() > 0
-    with pytest.raises(ValueError, match="scalar"):
+    with pytest.raises(InputError, match="scalar"):
         model.run_with_cache(tokens, incl_bwd=True)
     assert attached_hooks(model) == 0
 
@@ -268,6 +379,33 @@ def test_add_hook_persists_until_reset_and_permanent_hooks_survive_reset(model, 
     model(tokens)
     assert calls == ["temporary", "permanent"] * 2 + ["permanent"]
     assert attached_hooks(model) == 0
+
+
+def test_a_hook_direction_other_than_fwd_or_bwd_is_an_input_error(model) -> None:
+    with pytest.raises(InputError, match="'fwd' or 'bwd'"):
+        model.add_hook("hook_embed", lambda x, hook: None, dir="forward")  # type: ignore[arg-type]
+    assert attached_hooks(model) == 0
+
+
+def remember_in_ctx(x: torch.Tensor, hook) -> None:
+    hook.ctx["seen"] = True
+
+
+def test_hook_context_is_cleared_when_the_last_temporary_hook_is_removed(model, tokens) -> None:
+    with model.hooks(fwd_hooks=[("hook_embed", remember_in_ctx)]):
+        model(tokens)
+        assert model.hook_dict["hook_embed"].ctx == {"seen": True}
+    assert model.hook_dict["hook_embed"].ctx == {}
+
+
+def test_hook_context_is_kept_while_another_hook_remains(model, tokens) -> None:
+    model.add_hook("hook_embed", remember_in_ctx)
+    (temporary,) = model.add_hook("hook_embed", lambda x, hook: None)
+    model(tokens)
+    temporary.remove()
+    assert model.hook_dict["hook_embed"].ctx == {"seen": True}
+    model.reset_hooks()
+    assert model.hook_dict["hook_embed"].ctx == {}
 
 
 def test_hooks_context_keeps_hooks_when_asked(model, tokens) -> None:

@@ -77,6 +77,12 @@ def test_uncached_hook_point_says_to_check_names_filter(make_model, sample_token
         cache["resid_post", 1]
 
 
+def test_a_hook_point_that_only_runs_with_a_setting_says_so(make_model, sample_tokens) -> None:
+    _, cache = run(make_model(), sample_tokens)
+    with pytest.raises(KeyError, match=r"was not cached.*only runs with model\.cfg\.use_attn_result = True"):
+        cache["result", 0]
+
+
 def test_remove_batch_dim_drops_the_leading_axis(make_model, sample_tokens) -> None:
     _, cache = run(make_model(), sample_tokens[:1])
     cache.remove_batch_dim()
@@ -88,6 +94,7 @@ def test_remove_batch_dim_needs_a_batch_of_one(make_model, sample_tokens) -> Non
     _, cache = run(make_model(), sample_tokens)
     with pytest.raises(InputError, match="batch size 3"):
         cache.remove_batch_dim()
+    assert cache.has_batch_dim and cache["resid_pre", 0].shape == (3, 10, 32)
 
 
 def test_to_moves_every_activation(make_model, sample_tokens) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from circuitlab.errors import HookShapeError
+from circuitlab.errors import HookShapeError, InputError
 
 HookFunction = Callable[..., torch.Tensor | None]
 """``fn(activation, hook=hook_point) -> None | replacement`` (the TransformerLens signature)."""
@@ -19,21 +19,32 @@ Direction = Literal["fwd", "bwd"]
 
 @dataclass(eq=False)
 class RegisteredHook:
-    """One hook function attached to one hook point; ``calls`` counts how often it ran."""
+    """One hook function attached to one hook point; ``calls`` counts how often it ran.
+
+    ``no_grad_reason`` (backward hooks only) says why the point's last forward could not attach the
+    hook to the autograd graph (gradients were off), so a hook that never ran can say why.
+    """
 
     point: HookPoint
     fn: HookFunction
     direction: Direction
     permanent: bool = False
     calls: int = 0
+    no_grad_reason: str | None = None
     active: bool = field(default=True, repr=False)
 
     def remove(self) -> None:
-        """Detach this hook; a backward hook already attached to a live graph becomes inert."""
+        """Detach this hook; a backward hook already attached to a live graph becomes inert.
+
+        The point's ``ctx`` is cleared once no hook is left on it, so scratch data of temporary
+        hooks does not leak into later runs.
+        """
         self.active = False
         hooks = self.point.fwd_hooks if self.direction == "fwd" else self.point.bwd_hooks
         if self in hooks:
             hooks.remove(self)
+            if not self.point.fwd_hooks and not self.point.bwd_hooks:
+                self.point.ctx.clear()
 
 
 class HookPoint(nn.Module):
@@ -55,7 +66,7 @@ class HookPoint(nn.Module):
 
     def add_hook(self, fn: HookFunction, direction: Direction = "fwd", permanent: bool = False) -> RegisteredHook:
         if direction not in ("fwd", "bwd"):
-            raise ValueError(f"hook direction must be 'fwd' or 'bwd', got {direction!r}")
+            raise InputError(f"hook direction must be 'fwd' or 'bwd', got {direction!r}")
         hook = RegisteredHook(point=self, fn=fn, direction=direction, permanent=permanent)
         (self.fwd_hooks if direction == "fwd" else self.bwd_hooks).append(hook)
         return hook
@@ -79,9 +90,12 @@ class HookPoint(nn.Module):
             if replacement is not None:
                 self._check_shape(replacement, activation, "forward")
                 activation = replacement
-        if self.bwd_hooks and activation.requires_grad:
+        if self.bwd_hooks:
+            reason = None if activation.requires_grad else _why_no_gradient()
             for hook in list(self.bwd_hooks):
-                activation.register_hook(self._make_grad_hook(hook))
+                hook.no_grad_reason = reason
+                if reason is None:
+                    activation.register_hook(self._make_grad_hook(hook))
         return activation
 
     def _make_grad_hook(self, hook: RegisteredHook) -> Callable[[torch.Tensor], torch.Tensor | None]:
@@ -97,17 +111,27 @@ class HookPoint(nn.Module):
         return grad_hook
 
     def _check_shape(self, replacement: object, original: torch.Tensor, direction: str) -> None:
+        what = "activation" if direction == "forward" else "gradient"
         if not isinstance(replacement, torch.Tensor):
             raise HookShapeError(
                 f"{direction} hook on '{self.name}' returned {type(replacement).__name__}; "
-                "a hook must return None or a tensor of the activation's shape"
+                f"a hook must return None or a tensor of the {what}'s shape"
             )
         if replacement.shape != original.shape:
             raise HookShapeError(
                 f"{direction} hook on '{self.name}' returned a tensor of shape {tuple(replacement.shape)} "
-                f"but the activation has shape {tuple(original.shape)}; "
+                f"but the {what} has shape {tuple(original.shape)}; "
                 "a hook must return None or a tensor of the same shape"
             )
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, fwd_hooks={len(self.fwd_hooks)}, bwd_hooks={len(self.bwd_hooks)}"
+
+
+def _why_no_gradient() -> str:
+    """Why an activation that a backward hook wants carries no gradient."""
+    if torch.is_inference_mode_enabled():
+        return "gradients were disabled (the forward ran under torch.inference_mode)"
+    if not torch.is_grad_enabled():
+        return "gradients were disabled (the forward ran under torch.no_grad or set_grad_enabled(False))"
+    return "the activation did not require grad (no parameter or input before it requires grad)"

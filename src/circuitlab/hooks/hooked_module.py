@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from circuitlab.errors import HookNameError, HookNotFiredError
+from circuitlab.errors import HookNameError, HookNotFiredError, InputError
+from circuitlab.hooks.batch_axis import without_batch_axis
 from circuitlab.hooks.hook_point import Direction, HookFunction, HookPoint, RegisteredHook
 from circuitlab.hooks.names import nearest_names
 
@@ -52,11 +54,21 @@ class HookedRootModule(nn.Module):
                 "(see `model.hook_names` for all)"
             ) from None
 
+    def _names_matching(self, predicate: Callable[[str], bool]) -> list[str]:
+        """The hook names that pass ``predicate``; matching none is a ``HookNameError`` (likely a typo)."""
+        names = [name for name in self.hook_dict if predicate(name)]
+        if not names:
+            raise HookNameError(
+                f"the name predicate matched none of the {len(self.hook_dict)} hook points of "
+                f"{type(self).__name__} (see `model.hook_names` for them)"
+            )
+        return names
+
     def _points_for(self, name_or_filter: str | Callable[[str], bool]) -> list[HookPoint]:
         if isinstance(name_or_filter, str):
             return [self.hook_point(name_or_filter)]
         if callable(name_or_filter):
-            return [point for name, point in self.hook_dict.items() if name_or_filter(name)]
+            return [self.hook_dict[name] for name in self._names_matching(name_or_filter)]
         raise TypeError(f"a hook is addressed by a name or a predicate on names, got {type(name_or_filter)}")
 
     # -- attaching and removing hooks ---------------------------------------------------------
@@ -88,9 +100,9 @@ class HookedRootModule(nn.Module):
     ) -> Iterator[HookedRootModule]:
         """Attach hooks for the duration of a ``with`` block; they are removed on exit, even after an error.
 
-        When the block ends normally, a hook addressed by an exact name that never ran raises
-        ``HookNotFiredError``: a silent no-op would make an intervention look like it had no effect.
-        Backward hooks run when ``.backward()`` is called inside the block.
+        When the block ends normally, a hook that never ran raises ``HookNotFiredError`` (for a
+        predicate: none of the points it matched ran): a silent no-op would make an intervention look
+        like it had no effect. Backward hooks run when ``.backward()`` is called inside the block.
         """
         with self._attached(fwd_hooks, bwd_hooks, reset_hooks_end, require_fired=True):
             yield self
@@ -103,22 +115,21 @@ class HookedRootModule(nn.Module):
         reset_hooks_end: bool,
         require_fired: bool,
     ) -> Iterator[None]:
-        registered: list[RegisteredHook] = []
-        must_fire: list[tuple[str, RegisteredHook]] = []
+        requests: list[_HookRequest] = []
         try:
             for direction, specs in (("fwd", fwd_hooks), ("bwd", bwd_hooks)):
-                for name, fn in specs:
-                    for hook in self.add_hook(name, fn, dir=direction):  # type: ignore[arg-type]
-                        registered.append(hook)
-                        if require_fired and isinstance(name, str):
-                            must_fire.append((name, hook))
+                for target, fn in specs:
+                    attached = self.add_hook(target, fn, dir=direction)  # type: ignore[arg-type]
+                    requests.append(_HookRequest(target, direction, attached))  # type: ignore[arg-type]
             yield
         finally:
             if reset_hooks_end:
-                for hook in registered:
-                    hook.remove()
-        # Hooks left attached on purpose (reset_hooks_end=False) may still see their backward pass.
-        _raise_if_not_fired([(n, h) for n, h in must_fire if reset_hooks_end or h.direction == "fwd"])
+                for request in requests:
+                    for hook in request.hooks:
+                        hook.remove()
+        if require_fired:
+            # Hooks left attached on purpose (reset_hooks_end=False) may still see their backward pass.
+            _raise_if_not_fired([r for r in requests if reset_hooks_end or r.direction == "fwd"])
 
     def run_with_hooks(
         self,
@@ -130,7 +141,7 @@ class HookedRootModule(nn.Module):
     ) -> Any:
         """Run the model once with temporary hooks (``[(name, fn), ...]``) and return its output."""
         if bwd_hooks and reset_hooks_end:
-            raise ValueError(
+            raise InputError(
                 "backward hooks only run when you call .backward(), after run_with_hooks has returned and "
                 "removed them; use `with model.hooks(bwd_hooks=...): model(...).backward()` instead"
             )
@@ -150,7 +161,8 @@ class HookedRootModule(nn.Module):
     ) -> tuple[Any, dict[str, torch.Tensor]]:
         """Run the model and return ``(output, {hook name: activation})``.
 
-        ``names_filter``: None for every hook point, a name, a list of names, or a predicate.
+        ``names_filter``: None for every hook point, a name, a list of names, or a predicate (one
+        that matches no hook point is a ``HookNameError``).
         ``incl_bwd``: also run ``output.backward()`` (the output must be a scalar, e.g. a loss) and
         store gradients under ``name + "_grad"``. Activations are detached (gradients do not flow
         into the cache); ``remove_batch_dim`` drops a batch axis of size 1.
@@ -165,7 +177,7 @@ class HookedRootModule(nn.Module):
             if incl_bwd:
                 if not isinstance(output, torch.Tensor) or output.numel() != 1:
                     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                    raise ValueError(
+                    raise InputError(
                         f"incl_bwd=True back-propagates from the model's output, which must be a scalar "
                         f"(e.g. return_type='loss'); got {shape}"
                     )
@@ -186,11 +198,7 @@ class HookedRootModule(nn.Module):
         def store(key: str, tensor: torch.Tensor) -> None:
             tensor = tensor.detach()
             if remove_batch_dim:
-                if tensor.shape[0] != 1:
-                    raise ValueError(
-                        f"remove_batch_dim=True needs a batch of one, but '{key}' has batch size {tensor.shape[0]}"
-                    )
-                tensor = tensor[0]
+                tensor = without_batch_axis(key, tensor)
             cache[key] = tensor.to(device) if device is not None else tensor
 
         def save_activation(activation: torch.Tensor, hook: HookPoint) -> None:
@@ -213,23 +221,56 @@ class HookedRootModule(nn.Module):
                 self.hook_point(name)  # raises HookNameError with suggestions
             return list(names_filter)
         if callable(names_filter):
-            return [name for name in self.hook_dict if names_filter(name)]
+            return self._names_matching(names_filter)
         raise TypeError(f"names_filter must be None, a name, a list of names or a predicate; got {type(names_filter)}")
 
 
-def _raise_if_not_fired(registered: list[tuple[str, RegisteredHook]]) -> None:
-    silent = [(name, hook) for name, hook in registered if hook.calls == 0]
-    if not silent:
-        return
-    lines = []
-    for name, hook in silent:
-        if hook.direction == "bwd":
-            lines.append(f"backward hook on '{name}' never ran: call .backward() inside the `hooks` block")
-        elif hook.point.enabled_by:
-            lines.append(f"forward hook on '{name}' never ran: this hook point only runs with {hook.point.enabled_by}")
-        else:
-            lines.append(
-                f"forward hook on '{name}' never ran: the forward pass did not reach it "
-                "(is the hook point disabled in the config, or did the run stop early?)"
+@dataclass
+class _HookRequest:
+    """One ``(name or predicate, fn)`` that a caller asked for, and the hooks it attached."""
+
+    target: str | Callable[[str], bool]
+    direction: Direction
+    hooks: list[RegisteredHook]
+
+    @property
+    def fired(self) -> bool:
+        return any(hook.calls for hook in self.hooks)
+
+
+MAX_NAMES_IN_MESSAGE = 8
+
+
+def _raise_if_not_fired(requests: list[_HookRequest]) -> None:
+    silent = [_why_not_fired(request) for request in requests if not request.fired]
+    if silent:
+        raise HookNotFiredError("; ".join(silent))
+
+
+def _why_not_fired(request: _HookRequest) -> str:
+    kind = "forward" if request.direction == "fwd" else "backward"
+    if isinstance(request.target, str):
+        subject = f"{kind} hook on '{request.target}' never ran"
+        one = True
+    else:
+        names = [f"'{hook.point.name}'" for hook in request.hooks]
+        more = len(names) - MAX_NAMES_IN_MESSAGE
+        listed = ", ".join(names[:MAX_NAMES_IN_MESSAGE]) + (f" and {more} more" if more > 0 else "")
+        subject = f"{kind} hook given by a name predicate never ran on any point it matched ({listed})"
+        one = len(names) == 1
+    if request.direction == "bwd":
+        no_grad = sorted({hook.no_grad_reason for hook in request.hooks if hook.no_grad_reason})
+        if no_grad:
+            return (
+                f"{subject}: the forward pass reached it but {'; '.join(no_grad)}, so there was no gradient "
+                "to hook; run the forward with gradients enabled and call .backward() inside the `hooks` block"
             )
-    raise HookNotFiredError("; ".join(lines))
+        return f"{subject}: call .backward() inside the `hooks` block"
+    conditions = [hook.point.enabled_by for hook in request.hooks]
+    if all(conditions):
+        points = "this hook point only runs" if one else "these hook points only run"
+        return f"{subject}: {points} with {' / '.join(sorted({c for c in conditions if c}))}"
+    return (
+        f"{subject}: the forward pass did not reach it "
+        "(is the hook point disabled in the config, or did the run stop early?)"
+    )
