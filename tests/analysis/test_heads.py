@@ -11,7 +11,7 @@ from circuitlab.analysis import induction_scores, previous_token_scores
 
 @pytest.fixture
 def model() -> HookedTransformer:
-    cfg = TransformerConfig(n_layers=2, d_model=32, n_ctx=96, d_vocab=60, n_heads=4, attn_only=True, seed=0)
+    cfg = TransformerConfig(n_layers=2, d_model=32, n_ctx=110, d_vocab=60, n_heads=4, attn_only=True, seed=0)
     return HookedTransformer(cfg)
 
 
@@ -42,7 +42,7 @@ def test_a_previous_token_head_scores_one(model) -> None:
 
 def test_an_induction_head_scores_one_at_every_repeat_length() -> None:
     # A large vocabulary, so the random halves almost never repeat a token by chance.
-    cfg = TransformerConfig(n_layers=2, d_model=32, n_ctx=96, d_vocab=5000, n_heads=4, attn_only=True, seed=0)
+    cfg = TransformerConfig(n_layers=2, d_model=32, n_ctx=110, d_vocab=5000, n_heads=4, attn_only=True, seed=0)
     model = HookedTransformer(cfg)
 
     # The pattern depends on the repeat length, so decide from the tokens themselves: attend to the
@@ -72,12 +72,12 @@ def test_an_induction_head_scores_one_at_every_repeat_length() -> None:
 
 
 def test_a_fixed_offset_head_does_not_pass_as_an_induction_head(model) -> None:
-    # Attending 24 back matches the induction offset for repeat length 25 only.
-    force_attention(model, layer=1, head=0, key_for_query=lambda q, n: max(q - 24, 0))
-    result = induction_scores(model, repeat_lengths=(12, 25, 40), bos_token=0)
+    # Attending 39 back matches the induction offset for repeat length 40 only.
+    force_attention(model, layer=1, head=0, key_for_query=lambda q, n: max(q - 39, 0))
+    result = induction_scores(model, bos_token=0)
     assert result.scores[1, 0] == pytest.approx(1 / 3, abs=0.05)
 
 
 def test_a_repeat_too_long_for_the_context_is_an_error(model) -> None:
     with pytest.raises(ValueError, match="does not fit"):
-        induction_scores(model, repeat_lengths=(60,))
+        induction_scores(model, repeat_lengths=(55,))

@@ -217,6 +217,11 @@ def _modadd_card_metrics(model: HookedTransformer, run: RecipeRun) -> dict[str, 
 
 _ATTN_ONLY = dict(d_model=128, n_heads=4, attn_only=True)
 _GELU = dict(d_model=128, n_heads=4, d_mlp=512, act_fn="gelu")
+_TEXT_NOTES = (
+    "Every training row has one span of 4-48 tokens copied to a random later offset: on natural code alone "
+    "the induction phase change does not come within a CPU budget (tens of millions of tokens). "
+    "Trained on 1 CPU thread; the recipe reproduces the weights bit for bit at the same thread count."
+)
 _TEXT_TRAINING = dict(steps=8000, lr=5e-3, betas=(0.9, 0.95), weight_decay=0.1, warmup_steps=100, eval_every=100,
                       checkpoint_every=500)  # fmt: skip
 
@@ -230,6 +235,7 @@ RECIPES: dict[str, Recipe] = {
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=1, **_ATTN_ONLY),
+            notes=_TEXT_NOTES,
         ),
         Recipe(
             name="attn-only-2l",
@@ -238,6 +244,7 @@ RECIPES: dict[str, Recipe] = {
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=2, **_ATTN_ONLY),
+            notes=_TEXT_NOTES,
         ),
         Recipe(
             name="gelu-1l",
@@ -247,6 +254,7 @@ RECIPES: dict[str, Recipe] = {
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=1, **_GELU),
+            notes=_TEXT_NOTES,
         ),
         Recipe(
             name="gelu-2l",
@@ -255,6 +263,7 @@ RECIPES: dict[str, Recipe] = {
             prepare=_prepare_text,
             card_metrics=_text_card_metrics,
             model_fields=dict(n_layers=2, **_GELU),
+            notes=_TEXT_NOTES,
         ),
         Recipe(
             name="modadd-113",
@@ -274,6 +283,10 @@ RECIPES: dict[str, Recipe] = {
                 keep_checkpoints=tuple(range(250, 5001, 250)),
             ),
             prepare=_prepare_modadd,
+            notes=(
+                "Full-batch AdamW on 30% of the 12,769 pairs with weight decay 1.0 and a float64 loss. "
+                "checkpoint_steps holds the weights every 250 steps, for studying the circuit as it forms."
+            ),
             card_metrics=_modadd_card_metrics,
             # init_range 1/sqrt(d_model) as in Nanda et al.: GPT-2's 0.02 started too small to memorise fast,
             # and train and test accuracy crawled up together, with no grokking, for 2000 steps.
@@ -348,7 +361,6 @@ def publish_recipe_result(result: RecipeResult, weights_root: str | None = None)
     card = ModelCard(
         name=recipe.name,
         summary=recipe.summary,
-        description=recipe.notes,
         recipe=recipe.name,
         training_data=json.dumps(run.data_description, sort_keys=True),
         tokens_seen=latest.step * run.tokens_per_batch,
