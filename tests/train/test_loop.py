@@ -109,7 +109,7 @@ def test_a_damaged_checkpoint_is_named(tmp_path) -> None:
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch) -> None:
-    tiny_run.run(str(tmp_path), 8)
+    tiny_run.run(str(tmp_path), 12, stop_after=8)
     before = (tmp_path / "checkpoint.pt").read_bytes()
 
     def exploding_save(*args, **kwargs):
@@ -127,3 +127,9 @@ def test_bad_settings_are_errors() -> None:
         TrainingConfig(steps=10, warmup_steps=20)
     with pytest.raises(ConfigError, match="unknown training settings"):
         TrainingConfig.from_dict({"steps": 3, "learning_rate": 1.0})
+
+
+def test_resuming_under_other_settings_is_refused(tmp_path) -> None:
+    tiny_run.run(str(tmp_path), 12, stop_after=8)
+    with pytest.raises(CheckpointError, match=r"other settings \(steps: 12 -> 20\)"):
+        tiny_run.run(str(tmp_path), 20)

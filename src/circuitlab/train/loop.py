@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from circuitlab.data.files import write_bytes_atomic
+from circuitlab.errors import CheckpointError
 from circuitlab.model import HookedTransformer
 from circuitlab.train.checkpoint import LATEST, TrainingState, load_checkpoint, save_checkpoint
 from circuitlab.train.config import TrainingConfig
@@ -87,6 +88,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         if resume and (out / LATEST).exists():
             state = load_checkpoint(out / LATEST)
+            _check_same_settings(out / LATEST, json.loads(state.extra.get("training_config", "{}")), config)
             model.load_state_dict(state.model)
             optimizer.load_state_dict(state.optimizer)
             torch.set_rng_state(state.rng_state)
@@ -133,6 +135,18 @@ def train(
     if out is not None:
         write_loss_curve(out / "metrics.jsonl", out / "loss_curve.html")
     return result
+
+
+def _check_same_settings(path: Path, saved: dict[str, Any], config: TrainingConfig) -> None:
+    """Resuming under other settings (say a shorter schedule) would not continue the same run."""
+    current = json.loads(json.dumps(config.to_dict()))  # tuples as JSON lists, like the saved copy
+    changed = sorted(key for key in current if saved.get(key) != current[key])
+    if changed:
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {current[key]!r}" for key in changed)
+        raise CheckpointError(
+            f"{path} was written by a run with other settings ({details}); resuming would not reproduce "
+            "either run: train into another folder, or start afresh (resume=False / --no-resume)"
+        )
 
 
 def _evaluate(model: HookedTransformer, eval_fn: EvalFunction) -> dict[str, float]:
