@@ -193,3 +193,27 @@ def test_models_built_from_one_config_do_not_share_it(tokens) -> None:
     process_weights(first)
     assert second.cfg.normalization_type == "LN" and "processing" not in second.cfg.extra
     assert cfg.normalization_type == "LN"
+
+
+def test_settings_changed_on_model_cfg_apply_to_every_component(tokens) -> None:
+    model = make_model()
+    model.cfg.use_attn_result = True
+    _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_result")
+    assert cache["blocks.0.attn.hook_result"].shape == (3, 10, 4, 32)
+
+
+def test_start_at_layer_finishes_the_forward_from_a_residual_stream(model, tokens) -> None:
+    logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(model(cache["blocks.1.hook_resid_pre"], start_at_layer=1), logits)
+    torch.testing.assert_close(model(cache["blocks.0.hook_resid_pre"], start_at_layer=0), logits)
+    resid = model(cache["blocks.0.hook_resid_pre"], start_at_layer=0, stop_at_layer=1)
+    torch.testing.assert_close(resid, cache["blocks.1.hook_resid_pre"])
+
+
+def test_start_at_layer_rejects_tokens_and_losses(model, tokens) -> None:
+    with pytest.raises(InputError, match="residual stream"):
+        model(tokens, start_at_layer=1)
+    with pytest.raises(InputError, match="loss"):
+        model(torch.zeros(1, 4, 32), start_at_layer=1, return_type="loss")
+    with pytest.raises(InputError, match="0 <= start <= stop"):
+        model(torch.zeros(1, 4, 32), start_at_layer=3)

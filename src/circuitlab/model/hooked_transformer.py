@@ -41,7 +41,7 @@ class HookedTransformer(Tokenization, HookedRootModule):
         super().__init__()
         retain_freed_memory()  # see model/memory.py: re-faulting fresh pages dominated cached runs
         # A copy: weight processing edits the config, which must not change other models built from it.
-        self.cfg = copy.deepcopy(cfg)
+        self.cfg = cfg = copy.deepcopy(cfg)  # every component shares this copy, so settings read at run time apply
         self.tokenizer = tokenizer
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()
@@ -111,6 +111,7 @@ class HookedTransformer(Tokenization, HookedRootModule):
         attention_mask: Int[Tensor, "batch pos"] | None = None,
         stop_at_layer: int | None = None,
         past_kv_cache: list[LayerKVCache] | None = None,
+        start_at_layer: int | None = None,
     ) -> Any:
         """Run the model on text or tokens.
 
@@ -119,10 +120,14 @@ class HookedTransformer(Tokenization, HookedRootModule):
         or ``None`` (run for the hooks only). ``attention_mask`` (1 = real token, 0 = padding) makes
         padded batches match their unpadded rows; text input gets it from the tokenizer.
         ``stop_at_layer=l`` returns the residual stream entering block ``l`` instead.
+        ``start_at_layer=l`` takes ``input`` as the residual stream ``[batch, pos, d_model]`` entering
+        block ``l`` and runs the rest (no loss: there are no tokens).
         ``past_kv_cache`` (one ``LayerKVCache`` per layer, updated in place) continues a sequence.
         """
         if return_type not in ("logits", "loss", "both", None):
             raise InputError(f"return_type must be 'logits', 'loss', 'both' or None, got {return_type!r}")
+        if start_at_layer is not None:
+            return self._forward_from_layer(input, start_at_layer, return_type, attention_mask, stop_at_layer)
         if isinstance(input, str | list):
             tokens, mask = self.tokenize(input, prepend_bos=prepend_bos, padding_side=padding_side)
             if attention_mask is None and not bool(mask.all()):
@@ -154,6 +159,35 @@ class HookedTransformer(Tokenization, HookedRootModule):
         target_mask = None if key_padding_mask is None else key_padding_mask[:, -tokens.shape[1] :]
         loss = next_token_loss(logits, tokens, target_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def _forward_from_layer(
+        self,
+        residual: Float[Tensor, "batch pos d_model"],
+        start_at_layer: int,
+        return_type: ReturnType,
+        attention_mask: Tensor | None,
+        stop_at_layer: int | None,
+    ) -> Float[Tensor, "batch pos d_vocab_out"] | Float[Tensor, "batch pos d_model"] | None:
+        """The rest of the forward pass from the residual stream entering block ``start_at_layer``."""
+        n_layers = self.cfg.n_layers
+        end = n_layers if stop_at_layer is None else stop_at_layer
+        if not 0 <= start_at_layer <= end <= n_layers:
+            raise InputError(
+                f"start_at_layer={start_at_layer} and stop_at_layer={stop_at_layer} must satisfy "
+                f"0 <= start <= stop <= n_layers ({n_layers})"
+            )
+        if not isinstance(residual, Tensor) or residual.dim() != 3 or residual.shape[-1] != self.cfg.d_model:
+            shape = tuple(residual.shape) if isinstance(residual, Tensor) else type(residual).__name__
+            raise InputError(f"with start_at_layer, input is the residual stream [batch, pos, d_model], got {shape}")
+        if return_type in ("loss", "both"):
+            raise InputError("start_at_layer runs from a residual stream, without tokens, so it cannot give a loss")
+        key_padding_mask = self._check_attention_mask(attention_mask, residual[..., 0], 0)
+        for block in self.blocks[start_at_layer:end]:
+            residual, _ = block(residual, key_padding_mask)
+        if stop_at_layer is not None:
+            return residual
+        normalized = self.ln_final(residual)
+        return None if return_type is None else self.unembed(normalized)
 
     def _check_kv_cache(self, past_kv_cache: list[LayerKVCache] | None, stop_at_layer: int | None) -> int:
         """The number of positions already in the cache (0 without one)."""
