@@ -61,7 +61,7 @@ def test_attn_only_2l_has_an_induction_circuit() -> None:
 
 def test_attn_only_1l_has_no_induction_head() -> None:
     if "attn-only-1l" not in model_names():
-        pytest.skip("attn-only-1l is not shipped yet")
+        pytest.fail("attn-only-1l is not shipped")
     model = circuitlab.load("attn-only-1l")
     assert induction_scores(model, bos_token=model.bos_token_id).scores.max() < 0.1
 
@@ -80,3 +80,10 @@ def test_modadd_113_grokked() -> None:
     early = modadd_metrics(circuitlab.load("modadd-113", checkpoint=steps[1]), data)
     # Grokking: the training set is fitted long before the test set.
     assert early["train_accuracy"] > 0.9 and early["test_accuracy"] < 0.5
+
+
+def test_the_shipped_weights_stay_within_40_mb() -> None:
+    from circuitlab.zoo import weights_dir
+
+    total = sum(path.stat().st_size for path in weights_dir().rglob("*") if path.is_file())
+    assert total <= 40 * 2**20, f"the zoo ships {total / 2**20:.1f} MiB"
