@@ -225,45 +225,42 @@ _TEXT_NOTES = (
 _TEXT_TRAINING = dict(steps=8000, lr=5e-3, betas=(0.9, 0.95), weight_decay=0.1, warmup_steps=100, eval_every=100,
                       checkpoint_every=500)  # fmt: skip
 
+
+def _text_recipe(name: str, summary: str, model_fields: dict[str, Any], steps: int | None = None) -> Recipe:
+    training = TrainingConfig(**{**_TEXT_TRAINING, **({"steps": steps} if steps else {})})
+    return Recipe(
+        name=name,
+        summary=summary,
+        training=training,
+        prepare=_prepare_text,
+        card_metrics=_text_card_metrics,
+        model_fields=model_fields,
+        notes=_TEXT_NOTES,
+    )
+
+
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe(
-            name="attn-only-1l",
-            summary="1-layer attention-only model on Python code: no induction head can form (needs two layers)",
-            training=TrainingConfig(**_TEXT_TRAINING),
-            prepare=_prepare_text,
-            card_metrics=_text_card_metrics,
-            model_fields=dict(n_layers=1, **_ATTN_ONLY),
-            notes=_TEXT_NOTES,
+        _text_recipe(
+            "attn-only-1l",
+            "1-layer attention-only model on Python code: no induction head can form (needs two layers)",
+            dict(n_layers=1, **_ATTN_ONLY),
         ),
-        Recipe(
-            name="attn-only-2l",
-            summary="2-layer attention-only model on Python code with a previous-token head and an induction head",
-            training=TrainingConfig(**_TEXT_TRAINING),
-            prepare=_prepare_text,
-            card_metrics=_text_card_metrics,
-            model_fields=dict(n_layers=2, **_ATTN_ONLY),
-            notes=_TEXT_NOTES,
+        _text_recipe(
+            "attn-only-2l",
+            "2-layer attention-only model on Python code with a previous-token head and an induction head",
+            dict(n_layers=2, **_ATTN_ONLY),
         ),
-        Recipe(
-            name="gelu-1l",
-            summary="1-layer transformer with a GELU MLP on Python code, for neuron and direct-logit studies",
-            # Half the attention-only budget: these are for MLP studies, not the induction phase change.
-            training=TrainingConfig(**{**_TEXT_TRAINING, "steps": 4000}),
-            prepare=_prepare_text,
-            card_metrics=_text_card_metrics,
-            model_fields=dict(n_layers=1, **_GELU),
-            notes=_TEXT_NOTES,
+        # Half the attention-only budget: these are for MLP studies, not the induction phase change.
+        _text_recipe(
+            "gelu-1l",
+            "1-layer transformer with a GELU MLP on Python code, for neuron and direct-logit studies",
+            dict(n_layers=1, **_GELU),
+            steps=4000,
         ),
-        Recipe(
-            name="gelu-2l",
-            summary="2-layer transformer with GELU MLPs on Python code",
-            training=TrainingConfig(**{**_TEXT_TRAINING, "steps": 4000}),
-            prepare=_prepare_text,
-            card_metrics=_text_card_metrics,
-            model_fields=dict(n_layers=2, **_GELU),
-            notes=_TEXT_NOTES,
+        _text_recipe(
+            "gelu-2l", "2-layer transformer with GELU MLPs on Python code", dict(n_layers=2, **_GELU), steps=4000
         ),
         Recipe(
             name="modadd-113",
