@@ -42,7 +42,7 @@ def save_pretrained(model: HookedTransformer, directory: str | os.PathLike[str])
     staging.mkdir()
     try:
         _write_model(model, staging)
-        _move_into_place(staging, target)
+        move_folders_into_place([(staging, target)])
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -116,16 +116,27 @@ def _check_replaceable(target: Path) -> None:
         )
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an old ``target`` is renamed away first and deleted last."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:12]}"
-    os.replace(target, retired)
+def move_folders_into_place(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each staging folder onto its target, all or nothing.
+
+    An existing target is renamed away first and deleted only once every move succeeded; if one
+    rename fails, every earlier target is put back as it was.
+    """
+    done: list[tuple[Path, Path | None]] = []
     try:
-        os.replace(staging, target)
+        for staging, target in moves:
+            retired = None
+            if target.exists():
+                retired = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:12]}"
+                os.replace(target, retired)
+            done.append((target, retired))
+            os.replace(staging, target)
     except BaseException:
-        os.replace(retired, target)
+        for target, retired in reversed(done):
+            shutil.rmtree(target, ignore_errors=True)
+            if retired is not None:
+                os.replace(retired, target)
         raise
-    shutil.rmtree(retired, ignore_errors=True)
+    for _, retired in done:
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)

@@ -24,7 +24,7 @@ from circuitlab.data.files import sha256_file
 from circuitlab.data.tokenizer import END_OF_TEXT, END_OF_TEXT_ID, hugging_face_config
 from circuitlab.errors import ConfigError
 from circuitlab.loading.checkpoint import CheckpointProblems, compare_with_model
-from circuitlab.loading.own_format import FORMAT_MARKER, FORMAT_VERSION
+from circuitlab.loading.own_format import FORMAT_MARKER, FORMAT_VERSION, move_folders_into_place
 from circuitlab.model import HookedTransformer, TransformerConfig
 from circuitlab.zoo import catalogue
 from circuitlab.zoo.catalogue import Root, model_names
@@ -95,7 +95,7 @@ def publish(
         )
         (entry_staging / CARD_FILE).write_text(completed.to_json(), encoding="utf-8")
         moves.append((entry_staging, root / name))
-        _move_all_into_place(moves)
+        move_folders_into_place(moves)
     except BaseException:
         for staging, _ in [(entry_staging, None), *moves]:
             shutil.rmtree(staging, ignore_errors=True)
@@ -245,25 +245,3 @@ def _staging_folder(target: Path) -> Path:
     staging = target.parent / f".{target.name}.publishing-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     return staging
-
-
-def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
-    """Rename each staging folder onto its target; if one rename fails, put every earlier target back."""
-    done: list[tuple[Path, Path | None]] = []
-    try:
-        for staging, target in moves:
-            retired = None
-            if target.exists():
-                retired = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:12]}"
-                os.replace(target, retired)
-            done.append((target, retired))
-            os.replace(staging, target)
-    except BaseException:
-        for target, retired in reversed(done):
-            shutil.rmtree(target, ignore_errors=True)
-            if retired is not None:
-                os.replace(retired, target)
-        raise
-    for _, retired in done:
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
